@@ -1,0 +1,123 @@
+//! Validated configuration of a multiplexer.
+
+use core::fmt;
+
+/// Most sinks (backends) one multiplexer serves.
+pub const MAX_SINKS: usize = 8;
+/// Queue capacity per sink when the caller has no better idea.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 64 * 1024;
+/// Largest queue (and replay) capacity accepted: larger values are a typo, not a need.
+pub const MAX_QUEUE_CAPACITY: usize = 64 * 1024 * 1024;
+
+/// What a sink does when its queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Lossless: the frontend is told "would block" until the sink drains.
+    Block,
+    /// Never slows the frontend: the oldest queued bytes are discarded and counted.
+    Drop,
+}
+
+/// One sink's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub overflow: Overflow,
+    /// Whether the sink is already open (connected) when the multiplexer is created.
+    pub open: bool,
+}
+
+/// A multiplexer's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub sinks: Vec<SinkConfig>,
+    /// Index of the sink whose input reaches the frontend, if any.
+    pub input: Option<usize>,
+    /// Bytes each sink may queue.
+    pub queue_capacity: usize,
+    /// Bytes of recent output replayed to a sink when it opens (0: off).
+    pub replay_capacity: usize,
+}
+
+impl Config {
+    /// A configuration with `n` open `Block` sinks, the last one the input source,
+    /// the default queue and no replay.
+    pub fn new(n: usize) -> Self {
+        Config {
+            sinks: vec![
+                SinkConfig {
+                    overflow: Overflow::Block,
+                    open: true,
+                };
+                n
+            ],
+            input: n.checked_sub(1),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            replay_capacity: 0,
+        }
+    }
+
+    /// Checks every rule a multiplexer relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let n = self.sinks.len();
+        if n == 0 {
+            return Err(ConfigError::NoSinks);
+        }
+        if n > MAX_SINKS {
+            return Err(ConfigError::TooManySinks(n));
+        }
+        if let Some(i) = self.input {
+            if i >= n {
+                return Err(ConfigError::InputOutOfRange { input: i, sinks: n });
+            }
+        }
+        if self.queue_capacity == 0 {
+            return Err(ConfigError::ZeroQueueCapacity);
+        }
+        if self.queue_capacity > MAX_QUEUE_CAPACITY {
+            return Err(ConfigError::QueueCapacityTooLarge(self.queue_capacity));
+        }
+        if self.replay_capacity > self.queue_capacity {
+            return Err(ConfigError::ReplayTooLarge {
+                replay: self.replay_capacity,
+                queue: self.queue_capacity,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    NoSinks,
+    TooManySinks(usize),
+    InputOutOfRange { input: usize, sinks: usize },
+    ZeroQueueCapacity,
+    QueueCapacityTooLarge(usize),
+    ReplayTooLarge { replay: usize, queue: usize },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ConfigError::NoSinks => write!(f, "a multiplexer needs at least one sink"),
+            ConfigError::TooManySinks(n) => {
+                write!(f, "{n} sinks given, at most {MAX_SINKS} are supported")
+            }
+            ConfigError::InputOutOfRange { input, sinks } => {
+                write!(f, "input sink {input} does not exist ({sinks} sinks)")
+            }
+            ConfigError::ZeroQueueCapacity => write!(f, "queue capacity must not be zero"),
+            ConfigError::QueueCapacityTooLarge(n) => write!(
+                f,
+                "queue capacity {n} is larger than the maximum {MAX_QUEUE_CAPACITY}"
+            ),
+            ConfigError::ReplayTooLarge { replay, queue } => write!(
+                f,
+                "replay capacity {replay} is larger than the queue capacity {queue}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

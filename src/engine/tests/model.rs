@@ -1,0 +1,275 @@
+//! Property test: random operation sequences against a trivial model.
+//!
+//! Checked after every step: each open `Block` sink has received a prefix of
+//! exactly what was offered to it, the rest queued; each `Drop` sink has
+//! received an in-order subsequence; `offered == delivered + queued + dropped`;
+//! "would block" only when an open `Block` sink's queue is full; the frontend's
+//! OPENED/CLOSED state follows the sinks. At the end, once every sink drains,
+//! `Block` sinks hold the whole stream, `Drop` sinks end with its newest bytes,
+//! and a frontend that was turned away has been told it may write again.
+
+use super::script::{stream, Behaviour, ScriptIo};
+use crate::engine::*;
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(usize),
+    Behave(usize, Behaviour),
+    Writable(usize),
+    Open(usize),
+    Close(usize),
+    Input(usize, usize, usize),
+    Break(usize),
+}
+
+fn behaviour() -> impl Strategy<Value = Behaviour> {
+    prop_oneof![
+        3 => Just(Behaviour::Open),
+        2 => Just(Behaviour::Stalled),
+        3 => (0usize..9).prop_map(Behaviour::Partial),
+        3 => (0usize..30).prop_map(Behaviour::Budget),
+        1 => prop_oneof![Just(32), Just(5), Just(28)].prop_map(Behaviour::FailOnce),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let sink = 0usize..MAX_SINKS;
+    prop_oneof![
+        6 => (1usize..40).prop_map(Op::Write),
+        3 => (sink.clone(), behaviour()).prop_map(|(s, b)| Op::Behave(s, b)),
+        4 => sink.clone().prop_map(Op::Writable),
+        1 => sink.clone().prop_map(Op::Open),
+        1 => sink.clone().prop_map(Op::Close),
+        1 => (sink.clone(), 0usize..20, 0usize..20).prop_map(|(s, l, r)| Op::Input(s, l, r)),
+        1 => sink.prop_map(Op::Break),
+    ]
+}
+
+/// What the model knows of one sink's current connection.
+#[derive(Default)]
+struct Conn {
+    /// Bytes offered since it (re)opened, replay first.
+    expected: Vec<u8>,
+    /// Counters at the start of this connection.
+    delivered0: u64,
+    offered0: u64,
+    dropped0: u64,
+}
+
+struct Model {
+    mux: Mux,
+    io: ScriptIo,
+    n: usize,
+    cap: usize,
+    replay: usize,
+    accepted: Vec<u8>,
+    conns: Vec<Conn>,
+    waiting: bool,
+    woken_seen: usize,
+}
+
+fn is_subsequence(small: &[u8], big: &[u8]) -> bool {
+    let mut it = big.iter();
+    small.iter().all(|b| it.any(|c| c == b))
+}
+
+impl Model {
+    fn stats(&self, i: usize) -> SinkStats {
+        self.mux.stats(i).unwrap()
+    }
+
+    fn step(&mut self, op: Op) {
+        let n = self.n;
+        match op {
+            Op::Write(len) => {
+                let room = self.mux.write_room();
+                let open: Vec<bool> = (0..n)
+                    .map(|i| self.stats(i).state == SinkState::Open)
+                    .collect();
+                let data = stream(self.accepted.len(), len);
+                match self.mux.write(&mut self.io, &data) {
+                    Err(WouldBlock) => {
+                        assert_eq!(room, 0);
+                        assert!((0..n).any(|i| {
+                            let s = self.stats(i);
+                            s.state == SinkState::Open
+                                && s.overflow == Overflow::Block
+                                && s.queued as usize == self.cap
+                        }));
+                        self.waiting = true;
+                    }
+                    Ok(k) => {
+                        assert_eq!(k, len.min(room));
+                        let data = &data[..k];
+                        self.accepted.extend_from_slice(data);
+                        for i in (0..n).filter(|&i| open[i]) {
+                            self.conns[i].expected.extend_from_slice(data);
+                        }
+                    }
+                }
+            }
+            Op::Behave(i, b) => self.io.behaviour[i % n] = b,
+            Op::Writable(i) => self.mux.sink_writable(&mut self.io, i % n).unwrap(),
+            Op::Open(i) => {
+                let i = i % n;
+                let before = self.stats(i);
+                if before.state != SinkState::Open {
+                    // A new connection: what the old one received is history.
+                    self.io.received[i].clear();
+                    let h = self.accepted.len().saturating_sub(self.replay);
+                    self.conns[i] = Conn {
+                        expected: self.accepted[h..].to_vec(),
+                        delivered0: before.delivered,
+                        offered0: before.offered,
+                        dropped0: before.dropped,
+                    };
+                }
+                self.mux
+                    .sink_event(&mut self.io, i, SinkEvent::Opened)
+                    .unwrap();
+            }
+            Op::Close(i) => {
+                let i = i % n;
+                self.mux
+                    .sink_event(&mut self.io, i, SinkEvent::Closed)
+                    .unwrap();
+                self.io.received[i].clear();
+                self.conns[i] = Conn::default();
+            }
+            Op::Input(i, len, room) => {
+                let i = i % n;
+                let before = self.io.input.len();
+                let data = stream(1_000_000 + before, len);
+                let used = self.mux.input(&mut self.io, i, &data, room).unwrap();
+                if self.mux.input_source() == Some(i) {
+                    assert_eq!(used, len.min(room));
+                    assert_eq!(&self.io.input[before..], &data[..used]);
+                } else {
+                    assert_eq!(used, len);
+                    assert_eq!(self.io.input.len(), before);
+                }
+            }
+            Op::Break(i) => {
+                let i = i % n;
+                let before = self.io.events.len();
+                self.mux
+                    .sink_event(&mut self.io, i, SinkEvent::Break)
+                    .unwrap();
+                let forwarded = self.io.events.len() - before;
+                assert_eq!(forwarded, usize::from(self.mux.input_source() == Some(i)));
+                self.io.events.truncate(before);
+            }
+        }
+        if self.io.frontend_writable != self.woken_seen {
+            assert!(self.waiting, "woken without having been turned away");
+            assert!(self.mux.write_room() > 0);
+            self.woken_seen = self.io.frontend_writable;
+            self.waiting = false;
+        }
+        self.check();
+    }
+
+    fn check(&self) {
+        let mut connected = false;
+        for i in 0..self.n {
+            let st = self.stats(i);
+            let conn = &self.conns[i];
+            let got = &self.io.received[i];
+            assert_eq!(
+                st.offered,
+                st.delivered + st.queued + st.dropped,
+                "sink {i}"
+            );
+            connected |= st.state != SinkState::Closed;
+            if st.state == SinkState::Closed {
+                assert!(got.is_empty() && st.queued == 0);
+                continue;
+            }
+            assert_eq!(st.delivered - conn.delivered0, got.len() as u64, "sink {i}");
+            assert_eq!(self.io.watching[i], st.queued > 0, "sink {i} watch");
+            match (st.state, st.overflow) {
+                (SinkState::Open, Overflow::Block) => {
+                    assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
+                    assert_eq!(&conn.expected[..got.len()], &got[..], "block sink {i}");
+                    assert_eq!(got.len() as u64 + st.queued, conn.expected.len() as u64);
+                }
+                (SinkState::Open, Overflow::Drop) => {
+                    assert_eq!(st.offered - conn.offered0, conn.expected.len() as u64);
+                    assert!(is_subsequence(got, &conn.expected), "drop sink {i}");
+                }
+                (_, _) => assert!(is_subsequence(got, &conn.expected), "failed sink {i}"),
+            }
+        }
+        assert_eq!(self.mux.frontend_open(), connected);
+    }
+
+    fn drain(&mut self) {
+        self.io
+            .behaviour
+            .iter_mut()
+            .for_each(|b| *b = Behaviour::Open);
+        for i in 0..self.n {
+            if self.io.watching[i] {
+                self.step(Op::Writable(i));
+            }
+        }
+        assert!(
+            !self.waiting,
+            "lost wake-up: the frontend was never told to resume"
+        );
+        for i in 0..self.n {
+            let st = self.stats(i);
+            let (got, want) = (&self.io.received[i], &self.conns[i].expected);
+            if st.state != SinkState::Open {
+                continue;
+            }
+            match st.overflow {
+                Overflow::Block => assert_eq!(got, want, "block sink {i}"),
+                Overflow::Drop => {
+                    let tail = want.len().min(self.cap);
+                    assert!(got.ends_with(&want[want.len() - tail..]), "drop sink {i}");
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #[test]
+    fn engine_keeps_its_promises(
+        n in 1usize..=MAX_SINKS,
+        drop in proptest::collection::vec(any::<bool>(), MAX_SINKS),
+        open in proptest::collection::vec(any::<bool>(), MAX_SINKS),
+        cap in 1usize..48,
+        replay_pct in 0usize..=100,
+        input in proptest::option::of(0usize..MAX_SINKS),
+        ops in proptest::collection::vec(op(), 0..160),
+    ) {
+        let replay = cap * replay_pct / 100;
+        let config = Config {
+            sinks: (0..n).map(|i| SinkConfig {
+                overflow: if drop[i] { Overflow::Drop } else { Overflow::Block },
+                open: open[i],
+            }).collect(),
+            input: input.map(|i| i % n),
+            queue_capacity: cap,
+            replay_capacity: replay,
+        };
+        let mut io = ScriptIo::new(n);
+        let mux = Mux::new(config, &mut io).unwrap();
+        let mut model = Model {
+            mux, io, n, cap, replay,
+            accepted: Vec::new(),
+            conns: (0..n).map(|_| Conn::default()).collect(),
+            waiting: false,
+            woken_seen: 0,
+        };
+        model.check();
+        for op in ops {
+            model.step(op);
+        }
+        model.drain();
+    }
+}

@@ -1,0 +1,272 @@
+//! Hand-written scenarios, one behaviour each.
+
+use super::script::{stream, Behaviour, ScriptIo};
+use crate::engine::*;
+
+fn config(policies: &[Overflow], cap: usize) -> Config {
+    Config {
+        sinks: policies
+            .iter()
+            .map(|&overflow| SinkConfig {
+                overflow,
+                open: true,
+            })
+            .collect(),
+        input: Some(policies.len() - 1),
+        queue_capacity: cap,
+        replay_capacity: 0,
+    }
+}
+
+/// Writes all of `data`, which must never be turned away.
+fn write_all(m: &mut Mux, io: &mut ScriptIo, mut data: &[u8]) {
+    while !data.is_empty() {
+        let n = m.write(io, data).expect("turned away");
+        data = &data[n..];
+    }
+}
+
+fn mux(policies: &[Overflow], cap: usize) -> (Mux, ScriptIo) {
+    let mut io = ScriptIo::new(policies.len());
+    let m = Mux::new(config(policies, cap), &mut io).unwrap();
+    (m, io)
+}
+
+use Overflow::{Block, Drop};
+
+#[test]
+fn fans_out_every_byte_to_every_open_sink() {
+    let (mut m, mut io) = mux(&[Block, Drop, Block], 64);
+    let data = stream(0, 1000);
+    for chunk in data.chunks(7) {
+        assert_eq!(m.write(&mut io, chunk), Ok(chunk.len()));
+    }
+    for i in 0..3 {
+        assert_eq!(io.received[i], data);
+        let st = m.stats(i).unwrap();
+        assert_eq!((st.delivered, st.queued, st.dropped), (1000, 0, 0));
+    }
+}
+
+#[test]
+fn stalled_block_sink_pushes_back_then_resumes_losslessly() {
+    let (mut m, mut io) = mux(&[Block, Block], 16);
+    io.behaviour[1] = Behaviour::Stalled;
+    let data = stream(0, 40);
+    assert_eq!(m.write(&mut io, &data[..10]), Ok(10));
+    assert_eq!(m.write(&mut io, &data[10..30]), Ok(6));
+    assert_eq!(m.write(&mut io, &data[16..]), Err(WouldBlock));
+    assert_eq!(m.write(&mut io, &data[16..]), Err(WouldBlock));
+    assert!(io.watching[1]);
+    let st = m.stats(1).unwrap();
+    assert_eq!((st.queued, st.backpressure_events), (16, 1));
+    assert_eq!(io.received[0], &data[..16]);
+
+    io.behaviour[1] = Behaviour::Budget(3);
+    m.sink_writable(&mut io, 1).unwrap();
+    assert_eq!(m.stats(1).unwrap().queued, 13);
+    assert_eq!(
+        io.frontend_writable, 0,
+        "woken before half the queue drained"
+    );
+    io.behaviour[1] = Behaviour::Open;
+    m.sink_writable(&mut io, 1).unwrap();
+    assert_eq!(io.frontend_writable, 1);
+    assert!(!io.watching[1]);
+    assert_eq!(m.write(&mut io, &data[16..]), Ok(16));
+    m.write(&mut io, &data[32..]).unwrap();
+    assert_eq!(io.received[0], data);
+    assert_eq!(io.received[1], data);
+}
+
+#[test]
+fn stalled_drop_sink_never_blocks_and_counts_every_lost_byte() {
+    let (mut m, mut io) = mux(&[Block, Drop], 8);
+    io.behaviour[1] = Behaviour::Stalled;
+    let data = stream(0, 100);
+    for chunk in data.chunks(3) {
+        assert_eq!(m.write(&mut io, chunk), Ok(chunk.len()));
+    }
+    let st = m.stats(1).unwrap();
+    assert_eq!((st.offered, st.queued, st.dropped), (100, 8, 92));
+    io.behaviour[1] = Behaviour::Open;
+    m.sink_writable(&mut io, 1).unwrap();
+    assert_eq!(
+        io.received[1],
+        &data[92..],
+        "the viewer sees the newest bytes"
+    );
+    assert_eq!(io.received[0], data);
+    assert_eq!(m.stats(1).unwrap().backpressure_events, 0);
+}
+
+#[test]
+fn failed_sink_is_counted_and_stops_blocking() {
+    let (mut m, mut io) = mux(&[Block, Block], 4);
+    io.behaviour[1] = Behaviour::Stalled;
+    assert_eq!(m.write(&mut io, b"abcdef"), Ok(4));
+    assert_eq!(m.write(&mut io, b"ef"), Err(WouldBlock));
+    io.behaviour[1] = Behaviour::FailOnce(32);
+    m.sink_writable(&mut io, 1).unwrap();
+    assert_eq!(io.frontend_writable, 1);
+    let st = m.stats(1).unwrap();
+    assert_eq!(st.state, SinkState::Failed);
+    assert_eq!((st.write_errors, st.last_errno, st.dropped), (1, 32, 4));
+    assert!(!io.watching[1]);
+    assert_eq!(m.write(&mut io, b"ef"), Ok(2));
+    assert_eq!(io.received[0], b"abcdef");
+    assert!(io.received[1].is_empty());
+    // Reconnecting brings it back.
+    m.sink_event(&mut io, 1, SinkEvent::Closed).unwrap();
+    m.sink_event(&mut io, 1, SinkEvent::Opened).unwrap();
+    m.write(&mut io, b"gh").unwrap();
+    assert_eq!(io.received[1], b"gh");
+}
+
+#[test]
+fn closed_sinks_get_nothing_and_closing_a_blocker_wakes_the_frontend() {
+    let (mut m, mut io) = mux(&[Block, Block], 4);
+    io.behaviour[1] = Behaviour::Stalled;
+    m.write(&mut io, b"abcd").unwrap();
+    assert_eq!(m.write(&mut io, b"e"), Err(WouldBlock));
+    m.sink_event(&mut io, 1, SinkEvent::Closed).unwrap();
+    assert_eq!(io.frontend_writable, 1);
+    assert_eq!(m.stats(1).unwrap().dropped, 4);
+    assert_eq!(m.write(&mut io, b"efgh"), Ok(4));
+    assert_eq!(io.received[0], b"abcdefgh");
+    assert!(io.received[1].is_empty());
+}
+
+#[test]
+fn frontend_sees_opened_for_the_first_sink_and_closed_for_the_last() {
+    let mut cfg = config(&[Block, Block], 8);
+    cfg.sinks[0].open = false;
+    cfg.sinks[1].open = false;
+    let mut io = ScriptIo::new(2);
+    let mut m = Mux::new(cfg, &mut io).unwrap();
+    assert!(io.events.is_empty());
+    m.sink_event(&mut io, 0, SinkEvent::Opened).unwrap();
+    m.sink_event(&mut io, 1, SinkEvent::Opened).unwrap();
+    m.sink_event(&mut io, 1, SinkEvent::Opened).unwrap();
+    m.sink_event(&mut io, 0, SinkEvent::Closed).unwrap();
+    assert_eq!(io.events, [FrontendEvent::Opened]);
+    m.sink_event(&mut io, 1, SinkEvent::Closed).unwrap();
+    assert_eq!(io.events, [FrontendEvent::Opened, FrontendEvent::Closed]);
+
+    let (_m, io) = mux(&[Drop, Block], 8);
+    assert_eq!(
+        io.events,
+        [FrontendEvent::Opened],
+        "open at creation counts"
+    );
+}
+
+#[test]
+fn break_is_forwarded_only_from_the_input_source() {
+    let (mut m, mut io) = mux(&[Block, Block], 8);
+    io.events.clear();
+    m.sink_event(&mut io, 0, SinkEvent::Break).unwrap();
+    assert!(io.events.is_empty());
+    m.sink_event(&mut io, 1, SinkEvent::Break).unwrap();
+    assert_eq!(io.events, [FrontendEvent::Break]);
+}
+
+#[test]
+fn input_reaches_the_frontend_only_from_the_source_and_within_its_room() {
+    let (mut m, mut io) = mux(&[Block, Block], 8);
+    assert_eq!(m.input_room(1, 5), Ok(5));
+    assert_eq!(m.input_room(0, 5), Ok(DISCARD_CHUNK));
+    assert_eq!(m.input(&mut io, 1, b"hello world", 5), Ok(5));
+    assert_eq!(m.input(&mut io, 0, b"ignored", 100), Ok(7));
+    assert_eq!(m.input(&mut io, 1, b"x", 0), Ok(0));
+    assert_eq!(io.input, b"hello");
+    assert_eq!(m.stats(1).unwrap().input_forwarded, 5);
+    assert_eq!(m.stats(0).unwrap().input_discarded, 7);
+    assert_eq!(m.input(&mut io, 2, b"x", 1), Err(NoSuchSink(2)));
+}
+
+#[test]
+fn no_input_source_discards_all_input() {
+    let mut cfg = config(&[Block, Block], 8);
+    cfg.input = None;
+    let mut io = ScriptIo::new(2);
+    let mut m = Mux::new(cfg, &mut io).unwrap();
+    assert_eq!(m.input(&mut io, 1, b"abc", 10), Ok(3));
+    assert!(io.input.is_empty());
+}
+
+#[test]
+fn replay_gives_a_late_viewer_recent_output_then_live_output() {
+    let mut cfg = config(&[Block, Drop], 16);
+    cfg.sinks[1].open = false;
+    cfg.replay_capacity = 10;
+    let mut io = ScriptIo::new(2);
+    let mut m = Mux::new(cfg, &mut io).unwrap();
+    let data = stream(0, 50);
+    write_all(&mut m, &mut io, &data[..30]);
+    m.sink_event(&mut io, 1, SinkEvent::Opened).unwrap();
+    write_all(&mut m, &mut io, &data[30..]);
+    assert_eq!(io.received[1], &data[20..]);
+    let st = m.stats(1).unwrap();
+    assert_eq!((st.replayed, st.offered, st.delivered), (10, 30, 30));
+}
+
+#[test]
+fn replay_to_a_stalled_viewer_is_queued_not_lost() {
+    let mut cfg = config(&[Block, Block], 16);
+    cfg.sinks[1].open = false;
+    cfg.replay_capacity = 8;
+    let mut io = ScriptIo::new(2);
+    let mut m = Mux::new(cfg, &mut io).unwrap();
+    let data = stream(0, 40);
+    write_all(&mut m, &mut io, &data[..20]);
+    io.behaviour[1] = Behaviour::Stalled;
+    m.sink_event(&mut io, 1, SinkEvent::Opened).unwrap();
+    assert_eq!(
+        m.write(&mut io, &data[20..]),
+        Ok(8),
+        "history holds 8 of 16"
+    );
+    io.behaviour[1] = Behaviour::Open;
+    m.sink_writable(&mut io, 1).unwrap();
+    write_all(&mut m, &mut io, &data[28..]);
+    assert_eq!(io.received[1], &data[12..]);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let mut io = ScriptIo::new(0);
+    let mut err = |cfg: Config| Mux::new(cfg, &mut io).unwrap_err();
+    assert_eq!(err(Config::new(0)), ConfigError::NoSinks);
+    assert_eq!(err(Config::new(9)), ConfigError::TooManySinks(9));
+    let mut c = Config::new(2);
+    c.input = Some(2);
+    assert_eq!(err(c), ConfigError::InputOutOfRange { input: 2, sinks: 2 });
+    let mut c = Config::new(2);
+    c.queue_capacity = 0;
+    assert_eq!(err(c), ConfigError::ZeroQueueCapacity);
+    let mut c = Config::new(2);
+    c.queue_capacity = MAX_QUEUE_CAPACITY + 1;
+    assert_eq!(
+        err(c),
+        ConfigError::QueueCapacityTooLarge(MAX_QUEUE_CAPACITY + 1)
+    );
+    let mut c = Config::new(2);
+    c.replay_capacity = c.queue_capacity + 1;
+    assert!(matches!(err(c), ConfigError::ReplayTooLarge { .. }));
+    assert_eq!(
+        ConfigError::TooManySinks(9).to_string(),
+        "9 sinks given, at most 8 are supported"
+    );
+}
+
+#[test]
+fn unknown_sink_indexes_are_refused() {
+    let (mut m, mut io) = mux(&[Block, Block], 8);
+    assert_eq!(m.sink_writable(&mut io, 2), Err(NoSuchSink(2)));
+    assert_eq!(
+        m.sink_event(&mut io, usize::MAX, SinkEvent::Opened),
+        Err(NoSuchSink(usize::MAX))
+    );
+    assert!(m.stats(8).is_err());
+}

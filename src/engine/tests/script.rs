@@ -1,0 +1,89 @@
+//! A scripted [`Io`]: each sink takes what its current behaviour allows.
+
+use crate::engine::{FrontendEvent, Io, WriteOutcome};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Takes everything.
+    Open,
+    /// Takes nothing (EAGAIN).
+    Stalled,
+    /// Takes at most this many bytes per write (0 behaves like `Stalled`).
+    Partial(usize),
+    /// Takes this many more bytes in all, then stalls.
+    Budget(usize),
+    /// The next write fails with this errno, later ones take everything.
+    FailOnce(i32),
+}
+
+#[derive(Debug)]
+pub struct ScriptIo {
+    pub behaviour: Vec<Behaviour>,
+    /// What each sink received since the test last cleared it.
+    pub received: Vec<Vec<u8>>,
+    pub watching: Vec<bool>,
+    pub frontend_writable: usize,
+    pub input: Vec<u8>,
+    pub events: Vec<FrontendEvent>,
+}
+
+impl ScriptIo {
+    pub fn new(n: usize) -> Self {
+        ScriptIo {
+            behaviour: vec![Behaviour::Open; n],
+            received: vec![Vec::new(); n],
+            watching: vec![false; n],
+            frontend_writable: 0,
+            input: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl Io for ScriptIo {
+    fn write(&mut self, sink: usize, data: &[u8]) -> WriteOutcome {
+        assert!(!data.is_empty(), "engine wrote an empty buffer");
+        let n = match self.behaviour[sink] {
+            Behaviour::Open => data.len(),
+            Behaviour::Stalled | Behaviour::Partial(0) => return WriteOutcome::WouldBlock,
+            Behaviour::Partial(k) => k.min(data.len()),
+            Behaviour::Budget(0) => return WriteOutcome::WouldBlock,
+            Behaviour::Budget(k) => {
+                let n = k.min(data.len());
+                self.behaviour[sink] = Behaviour::Budget(k - n);
+                n
+            }
+            Behaviour::FailOnce(errno) => {
+                self.behaviour[sink] = Behaviour::Open;
+                return WriteOutcome::Failed(errno);
+            }
+        };
+        self.received[sink].extend_from_slice(&data[..n]);
+        WriteOutcome::Written(n)
+    }
+
+    fn watch_writable(&mut self, sink: usize, enable: bool) {
+        assert_ne!(self.watching[sink], enable, "redundant watch change");
+        self.watching[sink] = enable;
+    }
+
+    fn frontend_writable(&mut self) {
+        self.frontend_writable += 1;
+    }
+
+    fn frontend_input(&mut self, data: &[u8]) {
+        assert!(!data.is_empty());
+        self.input.extend_from_slice(data);
+    }
+
+    fn frontend_event(&mut self, event: FrontendEvent) {
+        self.events.push(event);
+    }
+}
+
+/// A stream whose bytes depend on their position, so a gap or repeat shows.
+pub fn stream(start: usize, len: usize) -> Vec<u8> {
+    (start..start + len)
+        .map(|k| (k as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
+        .collect()
+}
