@@ -100,20 +100,22 @@ pub struct cmx_mux_config {
 /// `cmx_mux_sink_writable()` when it is writable again), or `-errno` for a hard
 /// error, which marks the sink failed. `-EINTR` is retried. `data` is valid
 /// only during the call.
-pub type cmx_sink_write_fn =
-    unsafe extern "C" fn(opaque: *mut c_void, sink: usize, data: *const u8, len: usize) -> isize;
+pub type cmx_sink_write_fn = Option<
+    unsafe extern "C" fn(opaque: *mut c_void, sink: usize, data: *const u8, len: usize) -> isize,
+>;
 /// Start (`enable` true) or stop watching sink `sink` for writability and
 /// call `cmx_mux_sink_writable()` when it is writable.
-pub type cmx_sink_watch_fn = unsafe extern "C" fn(opaque: *mut c_void, sink: usize, enable: bool);
+pub type cmx_sink_watch_fn =
+    Option<unsafe extern "C" fn(opaque: *mut c_void, sink: usize, enable: bool)>;
 /// The frontend, which got `CMX_RESULT_WOULD_BLOCK`, may write again.
-pub type cmx_frontend_writable_fn = unsafe extern "C" fn(opaque: *mut c_void);
+pub type cmx_frontend_writable_fn = Option<unsafe extern "C" fn(opaque: *mut c_void)>;
 /// Deliver `len` (> 0) input bytes to the frontend; never more than the
 /// `frontend_room` given to `cmx_mux_input()`. `data` is valid only during the call.
 pub type cmx_frontend_input_fn =
-    unsafe extern "C" fn(opaque: *mut c_void, data: *const u8, len: usize);
+    Option<unsafe extern "C" fn(opaque: *mut c_void, data: *const u8, len: usize)>;
 /// Deliver an event to the frontend.
 pub type cmx_frontend_event_fn =
-    unsafe extern "C" fn(opaque: *mut c_void, event: cmx_frontend_event);
+    Option<unsafe extern "C" fn(opaque: *mut c_void, event: cmx_frontend_event)>;
 
 /// The caller's side of the multiplexer. Copied by `cmx_mux_new()`. Only
 /// `sink_write` is required; a NULL callback means "not interested". Every
@@ -123,11 +125,11 @@ pub type cmx_frontend_event_fn =
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct cmx_callbacks {
-    pub sink_write: Option<cmx_sink_write_fn>,
-    pub sink_watch: Option<cmx_sink_watch_fn>,
-    pub frontend_writable: Option<cmx_frontend_writable_fn>,
-    pub frontend_input: Option<cmx_frontend_input_fn>,
-    pub frontend_event: Option<cmx_frontend_event_fn>,
+    pub sink_write: cmx_sink_write_fn,
+    pub sink_watch: cmx_sink_watch_fn,
+    pub frontend_writable: cmx_frontend_writable_fn,
+    pub frontend_input: cmx_frontend_input_fn,
+    pub frontend_event: cmx_frontend_event_fn,
 }
 
 /// A sink's statistics; byte counts are totals since the multiplexer was
@@ -176,7 +178,7 @@ struct Inner {
 }
 
 struct CallbackIo {
-    write: cmx_sink_write_fn,
+    write: unsafe extern "C" fn(*mut c_void, usize, *const u8, usize) -> isize,
     cb: cmx_callbacks,
     opaque: *mut c_void,
 }

@@ -42,6 +42,7 @@ pub enum cmx_result {
 
 impl cmx_result {
     /// Every code, for tests and for callers that want to list them.
+    /// cbindgen:ignore
     pub const ALL: [cmx_result; 15] = [
         cmx_result::Ok,
         cmx_result::NullParameter,
