@@ -31,59 +31,13 @@
 #define CMX_MAX_QUEUE_CAPACITY 67108864
 
 /**
- * An event delivered to the frontend through `frontend_event`.
- */
-enum cmx_frontend_event
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-    /**
-     * The first sink opened (or sinks were open when the mux was created).
-     */
-    CMX_FRONTEND_EVENT_OPENED = 0,
-    /**
-     * The last open sink closed.
-     */
-    CMX_FRONTEND_EVENT_CLOSED = 1,
-    /**
-     * The input source sent a break.
-     */
-    CMX_FRONTEND_EVENT_BREAK = 2,
-};
-#ifndef __cplusplus
-typedef uint32_t cmx_frontend_event;
-#endif // __cplusplus
-
-/**
- * What a sink does when its queue is full.
- */
-enum cmx_overflow
-#ifdef __cplusplus
-  : uint32_t
-#endif // __cplusplus
- {
-    /**
-     * Lossless: the frontend is told "would block" until the sink drains.
-     */
-    CMX_OVERFLOW_BLOCK = 0,
-    /**
-     * Never slows the frontend: the oldest queued bytes are discarded, counted.
-     */
-    CMX_OVERFLOW_DROP = 1,
-};
-#ifndef __cplusplus
-typedef uint32_t cmx_overflow;
-#endif // __cplusplus
-
-/**
  * The outcome of a `cmx_*` call. The numeric values are stable: new codes are
  * only ever added.
  */
 enum cmx_result
-#ifdef __cplusplus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
-#endif // __cplusplus
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
      * Success.
@@ -148,16 +102,74 @@ enum cmx_result
     CMX_RESULT_CONFIG_NO_WRITE_CALLBACK = 107,
 };
 #ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_result cmx_result;
+#else
 typedef uint32_t cmx_result;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * An event delivered to the frontend through `frontend_event`.
+ */
+enum cmx_frontend_event
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The first sink opened (or sinks were open when the mux was created).
+     */
+    CMX_FRONTEND_EVENT_OPENED = 0,
+    /**
+     * The last open sink closed.
+     */
+    CMX_FRONTEND_EVENT_CLOSED = 1,
+    /**
+     * The input source sent a break.
+     */
+    CMX_FRONTEND_EVENT_BREAK = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_frontend_event cmx_frontend_event;
+#else
+typedef uint32_t cmx_frontend_event;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a sink does when its queue is full.
+ */
+enum cmx_overflow
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * Lossless: the frontend is told "would block" until the sink drains.
+     */
+    CMX_OVERFLOW_BLOCK = 0,
+    /**
+     * Never slows the frontend: the oldest queued bytes are discarded, counted.
+     */
+    CMX_OVERFLOW_DROP = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_overflow cmx_overflow;
+#else
+typedef uint32_t cmx_overflow;
+#endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
  * An event a sink reports with `cmx_mux_sink_event()`.
  */
 enum cmx_sink_event
-#ifdef __cplusplus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
-#endif // __cplusplus
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
      * The sink connected (a viewer connected, a file was opened).
@@ -173,16 +185,20 @@ enum cmx_sink_event
     CMX_SINK_EVENT_BREAK = 2,
 };
 #ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_sink_event cmx_sink_event;
+#else
 typedef uint32_t cmx_sink_event;
+#endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**
  * A sink's state, as reported in `cmx_sink_stats`.
  */
 enum cmx_sink_state
-#ifdef __cplusplus
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
-#endif // __cplusplus
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
      * Connected and receiving output.
@@ -198,7 +214,11 @@ enum cmx_sink_state
     CMX_SINK_STATE_FAILED = 2,
 };
 #ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_sink_state cmx_sink_state;
+#else
 typedef uint32_t cmx_sink_state;
+#endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
 /**

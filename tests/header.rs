@@ -1,0 +1,41 @@
+//! The committed C header is exactly what the pinned cbindgen generates.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Keep in step with CBINDGEN_VERSION in scripts/install-deps.sh.
+const CBINDGEN_VERSION: &str = "0.29.4";
+
+#[test]
+fn committed_header_matches_cbindgen_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let version = Command::new("cbindgen")
+        .arg("--version")
+        .output()
+        .expect("cbindgen not found: run scripts/install-deps.sh");
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert_eq!(
+        version.trim(),
+        format!("cbindgen {CBINDGEN_VERSION}"),
+        "wrong cbindgen: run scripts/install-deps.sh"
+    );
+    let script = std::fs::read_to_string(root.join("scripts/install-deps.sh")).unwrap();
+    assert!(script.contains(&format!("CBINDGEN_VERSION={CBINDGEN_VERSION}")));
+
+    let fresh = std::env::temp_dir().join(format!("cmx-header-{}.h", std::process::id()));
+    let status = Command::new("cbindgen")
+        .current_dir(root)
+        .args(["--config", "cbindgen.toml", "--quiet", "--output"])
+        .arg(&fresh)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let generated = std::fs::read_to_string(&fresh).unwrap();
+    std::fs::remove_file(&fresh).ok();
+    let committed = std::fs::read_to_string(root.join("include/chardev_multiplex.h")).unwrap();
+    assert!(
+        generated == committed,
+        "include/chardev_multiplex.h is stale: run \
+         `cbindgen --config cbindgen.toml --output include/chardev_multiplex.h`"
+    );
+}
