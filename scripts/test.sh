@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of chardev-multiplex on this machine, installing what it needs:
+# Rust (engine, property, C-ABI harness over real fds, header freshness), C (meson,
+# valgrind), QEMU's own tests/unit/test-char on the patched tree, and end-to-end
+# tests that boot the test guest in the patched QEMU.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "installing dependencies"
+./scripts/install-deps.sh
+
+step "Rust: format, lints, tests"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
+
+step "C: meson test (C ABI test, and under valgrind)"
+rm -rf build
+meson setup build >/dev/null
+meson test -C build --print-errorlogs
+
+if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
+    step "QEMU: build the patched QEMU (cached outside the clone)"
+    qemu=$(./scripts/qemu/build.sh | tail -n 1)
+    qbuild=$(dirname "$qemu")
+    step "QEMU: tests/unit/test-char"
+    "$qbuild/tests/unit/test-char" --tap -k
+    step "end-to-end: the test guest in the patched QEMU"
+    CMX_QEMU="$qemu" python3 -m pytest -v tests/e2e
+fi
