@@ -21,6 +21,12 @@
 #define CMX_MAX_SINKS 8
 
 /**
+ * What `cmx_mux_input_room()` allows per read from a sink that is not the
+ * input source (its input is discarded).
+ */
+#define CMX_INPUT_DISCARD_CHUNK 4096
+
+/**
  * The queue capacity to use when the user gave none (64 KiB).
  */
 #define CMX_DEFAULT_QUEUE_CAPACITY 65536
@@ -100,6 +106,10 @@ enum cmx_result
      * The `sink_write` callback is NULL.
      */
     CMX_RESULT_CONFIG_NO_WRITE_CALLBACK = 107,
+    /**
+     * The `sink_watch` callback is NULL (without it a queued sink never drains).
+     */
+    CMX_RESULT_CONFIG_NO_WATCH_CALLBACK = 108,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -300,7 +310,8 @@ typedef void (*cmx_frontend_event_fn)(void *opaque, cmx_frontend_event event);
 
 /**
  * The caller's side of the multiplexer. Copied by `cmx_mux_new()`. Only
- * `sink_write` is required; a NULL callback means "not interested". Every
+ * `sink_write` and `sink_watch` are required; a NULL frontend callback means
+ * "not interested". Every
  * callback gets the `opaque` pointer given to `cmx_mux_new()`, runs on the
  * thread that called into the multiplexer, and must not call any
  * `cmx_mux_*` function on the same multiplexer.
@@ -390,7 +401,9 @@ const char *cmx_version(void);
  * never truncated.
  *
  * Returns the new fd, owned by the caller (close it with `close(2)`), or -1
- * with `errno` set and nothing left open. `fd` stays owned by the caller.
+ * with `errno` set and nothing left open. `fd` stays owned by the caller, but
+ * note that, as with `qemu_dup_flags()`, the status flags are set on the open
+ * file description that `fd` and the new fd share, so `fd` sees them too.
  */
 int cmx_fd_dup_flags(int fd, int flags);
 
@@ -476,7 +489,8 @@ cmx_result cmx_mux_sink_event(struct cmx_mux *mux, size_t sink, uint32_t event);
 /**
  * Stores in `*room` how many bytes the caller should read from sink `sink`
  * now, given that the frontend can take `frontend_room` bytes: that many for
- * the input source, a fixed chunk for any other sink (its input is discarded).
+ * the input source, `CMX_INPUT_DISCARD_CHUNK` for any other sink (its input
+ * is discarded).
  *
  * # Safety
  * `mux` is live; `room` is writable.

@@ -16,7 +16,9 @@ use crate::fdset;
 /// never truncated.
 ///
 /// Returns the new fd, owned by the caller (close it with `close(2)`), or -1
-/// with `errno` set and nothing left open. `fd` stays owned by the caller.
+/// with `errno` set and nothing left open. `fd` stays owned by the caller, but
+/// note that, as with `qemu_dup_flags()`, the status flags are set on the open
+/// file description that `fd` and the new fd share, so `fd` sees them too.
 #[no_mangle]
 pub extern "C" fn cmx_fd_dup_flags(fd: c_int, flags: c_int) -> c_int {
     guard_or(-1, || {

@@ -14,11 +14,15 @@ use crate::engine::{
 
 /// Most sinks one multiplexer serves.
 pub const CMX_MAX_SINKS: usize = 8;
+/// What `cmx_mux_input_room()` allows per read from a sink that is not the
+/// input source (its input is discarded).
+pub const CMX_INPUT_DISCARD_CHUNK: usize = 4096;
 /// The queue capacity to use when the user gave none (64 KiB).
 pub const CMX_DEFAULT_QUEUE_CAPACITY: usize = 65536;
 /// The largest queue (and replay) capacity accepted (64 MiB).
 pub const CMX_MAX_QUEUE_CAPACITY: usize = 67108864;
 const_assert_eq!(CMX_MAX_SINKS, MAX_SINKS);
+const_assert_eq!(CMX_INPUT_DISCARD_CHUNK, crate::engine::DISCARD_CHUNK);
 const_assert_eq!(CMX_DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY);
 const_assert_eq!(CMX_MAX_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY);
 
@@ -118,7 +122,8 @@ pub type cmx_frontend_event_fn =
     Option<unsafe extern "C" fn(opaque: *mut c_void, event: cmx_frontend_event)>;
 
 /// The caller's side of the multiplexer. Copied by `cmx_mux_new()`. Only
-/// `sink_write` is required; a NULL callback means "not interested". Every
+/// `sink_write` and `sink_watch` are required; a NULL frontend callback means
+/// "not interested". Every
 /// callback gets the `opaque` pointer given to `cmx_mux_new()`, runs on the
 /// thread that called into the multiplexer, and must not call any
 /// `cmx_mux_*` function on the same multiplexer.
@@ -369,6 +374,9 @@ pub unsafe extern "C" fn cmx_mux_new(
         let Some(write) = callbacks.sink_write else {
             return cmx_result::ConfigNoWriteCallback;
         };
+        if callbacks.sink_watch.is_none() {
+            return cmx_result::ConfigNoWatchCallback;
+        }
         let cfg = try_ffi!(config_from_c(config));
         let mut io = CallbackIo {
             write,
@@ -510,7 +518,8 @@ pub unsafe extern "C" fn cmx_mux_sink_event(
 
 /// Stores in `*room` how many bytes the caller should read from sink `sink`
 /// now, given that the frontend can take `frontend_room` bytes: that many for
-/// the input source, a fixed chunk for any other sink (its input is discarded).
+/// the input source, `CMX_INPUT_DISCARD_CHUNK` for any other sink (its input
+/// is discarded).
 ///
 /// # Safety
 /// `mux` is live; `room` is writable.

@@ -38,12 +38,14 @@ pub enum cmx_result {
     ConfigUnknownOverflow = 106,
     /// The `sink_write` callback is NULL.
     ConfigNoWriteCallback = 107,
+    /// The `sink_watch` callback is NULL (without it a queued sink never drains).
+    ConfigNoWatchCallback = 108,
 }
 
 impl cmx_result {
     /// Every code, for tests and for callers that want to list them.
     /// cbindgen:ignore
-    pub const ALL: [cmx_result; 15] = [
+    pub const ALL: [cmx_result; 16] = [
         cmx_result::Ok,
         cmx_result::NullParameter,
         cmx_result::Panic,
@@ -59,6 +61,7 @@ impl cmx_result {
         cmx_result::ConfigReplayTooLarge,
         cmx_result::ConfigUnknownOverflow,
         cmx_result::ConfigNoWriteCallback,
+        cmx_result::ConfigNoWatchCallback,
     ];
 
     /// A one-line English description, NUL-terminated.
@@ -85,6 +88,7 @@ impl cmx_result {
             }
             cmx_result::ConfigUnknownOverflow => c"unknown overflow policy (use block or drop)",
             cmx_result::ConfigNoWriteCallback => c"the sink_write callback is NULL",
+            cmx_result::ConfigNoWatchCallback => c"the sink_watch callback is NULL",
         }
     }
 }

@@ -132,6 +132,10 @@ static void test_bad_configurations(void)
     no_write.sink_write = NULL;
     CHECK(cmx_mux_new(&cfg, &no_write, NULL, &mux) == CMX_RESULT_CONFIG_NO_WRITE_CALLBACK &&
           mux == NULL, "NULL sink_write");
+    no_write = callbacks;
+    no_write.sink_watch = NULL;
+    CHECK(cmx_mux_new(&cfg, &no_write, NULL, &mux) == CMX_RESULT_CONFIG_NO_WATCH_CALLBACK &&
+          mux == NULL, "NULL sink_watch");
     CHECK(cmx_mux_new(NULL, &callbacks, NULL, &mux) == CMX_RESULT_NULL_PARAMETER, "NULL config");
     CHECK(cmx_mux_new(&cfg, &callbacks, NULL, NULL) == CMX_RESULT_NULL_PARAMETER, "NULL out");
     CHECK(strstr(cmx_result_str(CMX_RESULT_CONFIG_MULTIPLE_INPUTS), "input") != NULL,

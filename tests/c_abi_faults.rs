@@ -1,0 +1,393 @@
+//! Slow, stalled, vanished and late viewers, and input, through the C ABI with
+//! real socketpairs: back-pressure, drops, failures, replay on reconnect.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+
+const STALL: Duration = Duration::from_millis(150);
+
+#[test]
+fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
+    let cap = 4096;
+    let mut rig = Rig::new(&Cfg::new(&[block(), block()]).queue(cap));
+    rig.chunks = Chunks::random(700);
+    let data = stream(1 << 20);
+
+    rig.pause(1, true);
+    let accepted = rig.pump(&data, STALL);
+    assert!(
+        accepted < data.len(),
+        "a stalled block reader did not stop the writer"
+    );
+    assert!(rig.would_blocks >= 1);
+    assert!(rig.blocked);
+    let st1 = rig.mux.stats(1);
+    assert!(st1.backpressure_events > 0, "{st1:?}");
+    assert_eq!(st1.queued, cap as u64, "the full queue is what pushes back");
+    assert_eq!(st1.queue_high_water, cap as u64);
+    assert_balanced("sink 1", &st1);
+    assert!(rig.mux.ctx.watching(1));
+    assert_eq!(rig.mux.ctx.woken.get(), 0, "woken while still stalled");
+    assert_eq!(rig.mux.write_room(), 0);
+    let (r, acc) = rig.mux.write(&data[accepted..]);
+    assert_eq!((r, acc), (cmx_result::WouldBlock, 0));
+    // The other sink is not held back: it has everything accepted so far.
+    rig.drain();
+    assert_bytes_eq("sink 0 while 1 stalls", rig.received(0), &data[..accepted]);
+    assert_eq!(rig.mux.stats(0).backpressure_events, 0);
+
+    // The reader resumes: the loop sees POLLOUT, calls sink_writable, the
+    // library calls frontend_writable, and the writer (which waits for that
+    // call before writing again) goes on. Nothing is lost.
+    rig.pause(1, false);
+    rig.pump_all(&data[accepted..]);
+    assert!(
+        rig.mux.ctx.woken.get() >= 1,
+        "frontend_writable never called"
+    );
+    rig.drain();
+    for i in 0..2 {
+        assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data);
+        let st = rig.mux.stats(i);
+        assert_eq!(
+            (st.offered, st.delivered, st.queued, st.dropped),
+            (data.len() as u64, data.len() as u64, 0, 0)
+        );
+    }
+    assert!(!rig.mux.ctx.watching(1));
+    rig.mux.assert_no_violations();
+}
+
+#[test]
+fn stalled_drop_reader_never_slows_the_block_sink_and_counts_drops_exactly() {
+    let cap = 4096;
+    let mut rig = Rig::new(&Cfg::new(&[block(), drop_sink()]).queue(cap));
+    // Small writes, read after each one: the block sink always keeps up, so
+    // anything that turns the writer away is the drop sink's doing.
+    rig.chunks = Chunks::random(512);
+    let data = stream(1 << 20);
+
+    rig.pause(1, true);
+    rig.pump_all(&data);
+    assert_eq!(rig.would_blocks, 0, "the writer was turned away");
+    rig.drain();
+    assert_bytes_eq("block sink", rig.received(0), &data);
+    let st0 = rig.mux.stats(0);
+    assert_eq!(
+        (st0.delivered, st0.dropped, st0.backpressure_events),
+        (data.len() as u64, 0, 0)
+    );
+
+    let before = rig.mux.stats(1);
+    assert_balanced("drop sink while stalled", &before);
+    assert_eq!(before.offered, data.len() as u64);
+    assert_eq!(before.queued, cap as u64, "a stalled drop queue stays full");
+    assert!(before.dropped > 0);
+    assert_eq!(before.backpressure_events, 0);
+    assert_eq!(
+        before.dropped,
+        before.offered - before.delivered - before.queued,
+        "{before:?}"
+    );
+
+    rig.pause(1, false);
+    rig.drain();
+    let after = rig.mux.stats(1);
+    assert_balanced("drop sink after", &after);
+    assert_eq!(
+        after.dropped, before.dropped,
+        "nothing more lost once it reads"
+    );
+    assert_eq!(after.queued, 0);
+    let got = rig.received(1);
+    assert_eq!(got.len() as u64, after.delivered);
+    assert_eq!(after.dropped, data.len() as u64 - got.len() as u64);
+    let segs = assert_segments_of("drop sink", got, &data);
+    assert!(segs.len() >= 2, "expected a gap: {segs:?}");
+    assert_eq!(segs[0].0, 0, "it starts at the beginning");
+    // What it received after resuming is the newest part of the stream: the
+    // queue's content, which ends at the end of the stream.
+    let q = before.queued as usize;
+    assert_bytes_eq(
+        "drop sink tail",
+        &got[got.len() - q..],
+        &data[data.len() - q..],
+    );
+    assert_eq!(segs.last().unwrap().1, data.len());
+    rig.mux.assert_no_violations();
+}
+
+#[test]
+fn reader_hanging_up_fails_its_sink_with_epipe_and_others_get_everything() {
+    let mut rig = Rig::new(&Cfg::new(&[block(), block(), drop_sink()]));
+    let data = stream(600_000);
+    let (a, b) = (200_000, 400_000);
+    rig.pump_all(&data[..a]);
+    rig.drain();
+    let got1 = rig.hang_up(1);
+    assert_bytes_eq("sink 1 before hanging up", &got1, &data[..a]);
+
+    rig.pump_all(&data[a..b]);
+    rig.drain();
+    let st = rig.mux.stats(1);
+    assert_eq!(st.state, FAILED, "{st:?}");
+    assert_eq!(st.last_errno, libc::EPIPE);
+    assert_eq!(st.write_errors, 1);
+    assert_eq!(st.delivered, a as u64);
+    assert_eq!(st.queued, 0);
+    assert_balanced("failed sink", &st);
+    assert_eq!(*rig.mux.ctx.write_errors.borrow(), [(1, libc::EPIPE)]);
+    assert!(!rig.mux.ctx.watching(1));
+    for i in [0, 2] {
+        assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data[..b]);
+        assert_eq!(rig.mux.stats(i).state, OPEN);
+    }
+    assert!(rig.mux.frontend_open(), "a failed sink is still connected");
+
+    // A new viewer connects: the sink is open again and gets live output.
+    rig.close_ours(1);
+    rig.attach(1);
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
+    rig.pump_all(&data[b..]);
+    rig.drain();
+    assert_bytes_eq("sink 1 after reconnecting", rig.received(1), &data[b..]);
+    let st = rig.mux.stats(1);
+    assert_eq!((st.state, st.write_errors), (OPEN, 1));
+    for i in [0, 2] {
+        assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data);
+    }
+    rig.mux.assert_no_violations();
+}
+
+#[test]
+fn stalled_block_reader_hanging_up_unblocks_the_writer() {
+    let cap = 8192;
+    let mut rig = Rig::new(&Cfg::new(&[block(), block()]).queue(cap));
+    let data = stream(1 << 20);
+    rig.pause(1, true);
+    let accepted = rig.pump(&data, STALL);
+    assert!(accepted < data.len());
+    let before = rig.mux.stats(1);
+    assert_eq!(before.queued, cap as u64);
+
+    // The viewer goes away with data queued for it: POLLOUT/POLLHUP, the
+    // write fails with EPIPE, the queue is dropped, the writer is woken.
+    rig.hang_up(1);
+    rig.pump_all(&data[accepted..]);
+    assert!(rig.mux.ctx.woken.get() >= 1);
+    rig.drain();
+    assert_bytes_eq("sink 0", rig.received(0), &data);
+    let st = rig.mux.stats(1);
+    assert_eq!(
+        (st.state, st.last_errno, st.write_errors),
+        (FAILED, libc::EPIPE, 1)
+    );
+    assert_eq!(st.dropped, st.offered - st.delivered);
+    assert!(st.dropped >= cap as u64, "the queue was dropped: {st:?}");
+    assert_balanced("failed sink", &st);
+    rig.mux.assert_no_violations();
+}
+
+#[test]
+fn replay_to_a_sink_that_starts_closed_gives_recent_then_live_output() {
+    let r = 10_000;
+    let cfg = Cfg::new(&[block(), sink(cmx_overflow::Block, false, false)]).replay(r);
+    let mut rig = Rig::new(&cfg);
+    assert!(rig.peers[1].is_none());
+    let data = stream(300_000);
+    let a = 100_000;
+    rig.pump_all(&data[..a]);
+    rig.drain();
+    let st = rig.mux.stats(1);
+    assert_eq!(
+        (st.state, st.offered),
+        (CLOSED, 0),
+        "a closed sink is offered nothing"
+    );
+
+    rig.attach(1);
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
+    rig.pump_all(&data[a..]);
+    rig.drain();
+    assert_bytes_eq("late viewer", rig.received(1), &data[a - r..]);
+    assert_bytes_eq("sink 0", rig.received(0), &data);
+    let st = rig.mux.stats(1);
+    assert_eq!(st.replayed, r as u64);
+    assert_eq!(st.offered, (data.len() - a + r) as u64);
+    assert_eq!(st.delivered, st.offered);
+    assert_balanced("late viewer", &st);
+    // Only the first sink to open tells the frontend.
+    assert_eq!(*rig.mux.ctx.events.borrow(), [cmx_frontend_event::Opened]);
+    rig.mux.assert_no_violations();
+}
+
+#[test]
+fn replay_after_close_and_reconnect_has_no_gap_and_no_repeat() {
+    let r = 3000;
+    let cfg = Cfg::new(&[block(), drop_sink()]).queue(8192).replay(r);
+    let mut rig = Rig::new(&cfg);
+    let data = stream(50_000);
+    let (a, b) = (20_000, 27_000);
+
+    rig.pump_all(&data[..a]);
+    rig.drain();
+    let old = rig.hang_up(1);
+    rig.close_ours(1);
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Closed), cmx_result::Ok);
+    assert_bytes_eq("first connection", &old, &data[..a]);
+    let closed = rig.mux.stats(1);
+    assert_eq!(closed.state, CLOSED);
+
+    // Output while nobody watches: sink 1 is offered none of it.
+    rig.pump_all(&data[a..b]);
+    rig.drain();
+    assert_eq!(rig.mux.stats(1).offered, closed.offered);
+
+    rig.attach(1);
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
+    rig.pump_all(&data[b..]);
+    rig.drain();
+    // The last R bytes before it connected, then live output, contiguous.
+    assert_bytes_eq("second connection", rig.received(1), &data[b - r..]);
+    let st = rig.mux.stats(1);
+    assert_eq!(st.replayed, r as u64);
+    assert_eq!(st.offered, (a + r + data.len() - b) as u64);
+    assert_eq!(st.dropped, 0);
+    assert_balanced("reconnected", &st);
+    assert_bytes_eq("sink 0", rig.received(0), &data);
+
+    // A short history is replayed whole.
+    let cfg = Cfg::new(&[block(), sink(cmx_overflow::Block, false, false)]).replay(r);
+    let mut rig = Rig::new(&cfg);
+    rig.pump_all(&data[..100]);
+    rig.attach(1);
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
+    rig.pump_all(&data[100..200]);
+    rig.drain();
+    assert_bytes_eq("short history", rig.received(1), &data[..200]);
+    assert_eq!(rig.mux.stats(1).replayed, 100);
+}
+
+#[test]
+fn closing_the_last_sink_tells_the_frontend_and_reopening_tells_it_again() {
+    let mut rig = Rig::new(&Cfg::new(&[block(), drop_sink()]));
+    assert!(rig.mux.frontend_open());
+    for i in 0..2 {
+        rig.hang_up(i);
+        rig.close_ours(i);
+        assert_eq!(rig.mux.event(i, cmx_sink_event::Closed), cmx_result::Ok);
+    }
+    assert!(!rig.mux.frontend_open());
+    // With no open sink, output goes nowhere but is accepted.
+    assert_eq!(rig.mux.write(b"into the void"), (cmx_result::Ok, 13));
+    assert_eq!(rig.mux.write_room(), usize::MAX);
+    rig.attach(0);
+    assert_eq!(rig.mux.event(0, cmx_sink_event::Opened), cmx_result::Ok);
+    assert_eq!(
+        *rig.mux.ctx.events.borrow(),
+        [
+            cmx_frontend_event::Opened,
+            cmx_frontend_event::Closed,
+            cmx_frontend_event::Opened
+        ]
+    );
+}
+
+/// Reads what the guest typed from our end of `sink`'s socketpair.
+fn read_some(rig: &Rig, sink: usize, max: usize) -> Vec<u8> {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(rig.ours[sink].as_ref().unwrap());
+    let mut buf = vec![0u8; max];
+    // SAFETY: `buf` is valid for `max` bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), max) };
+    if n < 0 {
+        assert_eq!(errno(), libc::EAGAIN);
+        return Vec::new();
+    }
+    buf.truncate(n as usize);
+    buf
+}
+
+#[test]
+fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded() {
+    let cfg = Cfg::new(&[block(), sink(cmx_overflow::Block, true, true)]);
+    let mut rig = Rig::new(&cfg);
+    let typed = stream(10_000);
+    let noise = stream(5_000);
+    let peer_fd = |rig: &Rig, i| std::os::fd::AsRawFd::as_raw_fd(&rig.peer(i).fd);
+    write_all(peer_fd(&rig, 1), &typed);
+    write_all(peer_fd(&rig, 0), &noise);
+
+    // The input source: the guest's room varies from 0 to 9 bytes; the loop
+    // reads what cmx_mux_input_room says, and sometimes more than that (the
+    // library then consumes only the room and the rest is offered again).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut round = 0usize;
+    let start = std::time::Instant::now();
+    while rig.mux.ctx.guest.borrow().len() < typed.len() {
+        assert!(start.elapsed() < DEADLINE, "input stalled");
+        let frontend_room = round % 10;
+        round += 1;
+        let room = rig.mux.input_room(1, frontend_room);
+        assert_eq!(
+            room, frontend_room,
+            "the input source reads what the frontend takes"
+        );
+        if pending.is_empty() {
+            let extra = if round % 3 == 0 { 5 } else { 0 };
+            pending = read_some(&rig, 1, room + extra);
+        }
+        let consumed = rig.mux.input(1, &pending, frontend_room);
+        assert_eq!(consumed, pending.len().min(frontend_room));
+        pending.drain(..consumed);
+    }
+    assert_bytes_eq("guest input", &rig.mux.ctx.guest.borrow(), &typed);
+    assert!(rig
+        .mux
+        .ctx
+        .input_calls
+        .borrow()
+        .iter()
+        .all(|&n| (1..=9).contains(&n)));
+    let st1 = rig.mux.stats(1);
+    assert_eq!(
+        (st1.input_forwarded, st1.input_discarded),
+        (typed.len() as u64, 0)
+    );
+
+    // Another sink: whatever it sends is read in fixed chunks and discarded.
+    let room0 = rig.mux.input_room(0, 7);
+    assert!(room0 > 0);
+    let mut discarded = 0;
+    while discarded < noise.len() {
+        assert!(start.elapsed() < DEADLINE, "discarding stalled");
+        let got = read_some(&rig, 0, room0);
+        assert!(got.len() <= room0);
+        assert_eq!(
+            rig.mux.input(0, &got, 7),
+            got.len(),
+            "all of it is consumed"
+        );
+        discarded += got.len();
+    }
+    let st0 = rig.mux.stats(0);
+    assert_eq!(
+        (st0.input_forwarded, st0.input_discarded),
+        (0, noise.len() as u64)
+    );
+    assert_eq!(
+        rig.mux.ctx.guest.borrow().len(),
+        typed.len(),
+        "noise reached the guest"
+    );
+
+    // Breaks: only from the input source.
+    rig.mux.ctx.events.borrow_mut().clear();
+    assert_eq!(rig.mux.event(0, cmx_sink_event::Break), cmx_result::Ok);
+    assert!(rig.mux.ctx.events.borrow().is_empty());
+    assert_eq!(rig.mux.event(1, cmx_sink_event::Break), cmx_result::Ok);
+    assert_eq!(*rig.mux.ctx.events.borrow(), [cmx_frontend_event::Break]);
+    rig.mux.assert_no_violations();
+}
