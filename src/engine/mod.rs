@@ -20,5 +20,7 @@ pub use io::{FrontendEvent, Io, SinkEvent, WriteOutcome};
 pub use mux::{Mux, NoSuchSink, WouldBlock, DISCARD_CHUNK};
 pub use stats::{SinkState, SinkStats};
 
+#[cfg(any(test, feature = "model"))]
+pub mod model;
 #[cfg(test)]
 mod tests;

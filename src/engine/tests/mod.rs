@@ -1,5 +1,4 @@
-//! Engine tests: scripted scenarios and a property test against a model.
+//! Engine tests: scripted scenarios and a property test against the model.
 
-mod model;
+mod proptest;
 mod scenarios;
-mod script;

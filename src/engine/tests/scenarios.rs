@@ -1,6 +1,6 @@
 //! Hand-written scenarios, one behaviour each.
 
-use super::script::{stream, Behaviour, ScriptIo};
+use crate::engine::model::{stream, Behaviour, ScriptIo};
 use crate::engine::*;
 
 fn config(policies: &[Overflow], cap: usize) -> Config {

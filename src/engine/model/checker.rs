@@ -10,10 +10,10 @@
 
 use super::script::{stream, Behaviour, ScriptIo};
 use crate::engine::*;
-use proptest::prelude::*;
 
+/// One step of a scripted run.
 #[derive(Clone, Debug)]
-enum Op {
+pub enum Op {
     Write(usize),
     Behave(usize, Behaviour),
     Writable(usize),
@@ -21,29 +21,6 @@ enum Op {
     Close(usize),
     Input(usize, usize, usize),
     Break(usize),
-}
-
-fn behaviour() -> impl Strategy<Value = Behaviour> {
-    prop_oneof![
-        3 => Just(Behaviour::Open),
-        2 => Just(Behaviour::Stalled),
-        3 => (0usize..9).prop_map(Behaviour::Partial),
-        3 => (0usize..30).prop_map(Behaviour::Budget),
-        1 => prop_oneof![Just(32), Just(5), Just(28)].prop_map(Behaviour::FailOnce),
-    ]
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let sink = 0usize..MAX_SINKS;
-    prop_oneof![
-        6 => (1usize..40).prop_map(Op::Write),
-        3 => (sink.clone(), behaviour()).prop_map(|(s, b)| Op::Behave(s, b)),
-        4 => sink.clone().prop_map(Op::Writable),
-        1 => sink.clone().prop_map(Op::Open),
-        1 => sink.clone().prop_map(Op::Close),
-        1 => (sink.clone(), 0usize..20, 0usize..20).prop_map(|(s, l, r)| Op::Input(s, l, r)),
-        1 => sink.prop_map(Op::Break),
-    ]
 }
 
 /// What the model knows of one sink's current connection.
@@ -57,7 +34,7 @@ struct Conn {
     dropped0: u64,
 }
 
-struct Model {
+pub struct Model {
     mux: Mux,
     io: ScriptIo,
     n: usize,
@@ -75,11 +52,33 @@ fn is_subsequence(small: &[u8], big: &[u8]) -> bool {
 }
 
 impl Model {
+    /// A model around a new multiplexer built from `config` (which must be valid).
+    pub fn new(config: Config) -> Model {
+        let n = config.sinks.len();
+        let (cap, replay) = (config.queue_capacity, config.replay_capacity);
+        let mut io = ScriptIo::new(n);
+        let mux = Mux::new(config, &mut io).expect("valid configuration");
+        let model = Model {
+            mux,
+            io,
+            n,
+            cap,
+            replay,
+            accepted: Vec::new(),
+            conns: (0..n).map(|_| Conn::default()).collect(),
+            waiting: false,
+            woken_seen: 0,
+        };
+        model.check();
+        model
+    }
+
     fn stats(&self, i: usize) -> SinkStats {
         self.mux.stats(i).unwrap()
     }
 
-    fn step(&mut self, op: Op) {
+    /// Applies `op` and checks every invariant.
+    pub fn step(&mut self, op: Op) {
         let n = self.n;
         match op {
             Op::Write(len) => {
@@ -170,7 +169,8 @@ impl Model {
         self.check();
     }
 
-    fn check(&self) {
+    /// Checks the invariants that hold after every step.
+    pub fn check(&self) {
         let mut connected = false;
         for i in 0..self.n {
             let st = self.stats(i);
@@ -204,7 +204,8 @@ impl Model {
         assert_eq!(self.mux.frontend_open(), connected);
     }
 
-    fn drain(&mut self) {
+    /// Lets every sink drain and checks the end-of-run promises.
+    pub fn drain(&mut self) {
         self.io
             .behaviour
             .iter_mut()
@@ -232,44 +233,5 @@ impl Model {
                 }
             }
         }
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
-    #[test]
-    fn engine_keeps_its_promises(
-        n in 1usize..=MAX_SINKS,
-        drop in proptest::collection::vec(any::<bool>(), MAX_SINKS),
-        open in proptest::collection::vec(any::<bool>(), MAX_SINKS),
-        cap in 1usize..48,
-        replay_pct in 0usize..=100,
-        input in proptest::option::of(0usize..MAX_SINKS),
-        ops in proptest::collection::vec(op(), 0..160),
-    ) {
-        let replay = cap * replay_pct / 100;
-        let config = Config {
-            sinks: (0..n).map(|i| SinkConfig {
-                overflow: if drop[i] { Overflow::Drop } else { Overflow::Block },
-                open: open[i],
-            }).collect(),
-            input: input.map(|i| i % n),
-            queue_capacity: cap,
-            replay_capacity: replay,
-        };
-        let mut io = ScriptIo::new(n);
-        let mux = Mux::new(config, &mut io).unwrap();
-        let mut model = Model {
-            mux, io, n, cap, replay,
-            accepted: Vec::new(),
-            conns: (0..n).map(|_| Conn::default()).collect(),
-            waiting: false,
-            woken_seen: 0,
-        };
-        model.check();
-        for op in ops {
-            model.step(op);
-        }
-        model.drain();
     }
 }

@@ -1,0 +1,10 @@
+//! A checking harness for the engine: a scripted [`Io`](super::Io) and a
+//! trivial model that replays operation sequences and asserts the engine's
+//! promises after every step. Used by the property test and the fuzz target
+//! (crate feature `model`).
+
+mod checker;
+mod script;
+
+pub use checker::{Model, Op};
+pub use script::{stream, Behaviour, ScriptIo};

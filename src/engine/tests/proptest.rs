@@ -1,0 +1,59 @@
+//! Property test: random operation sequences against the model in
+//! [`crate::engine::model`].
+
+use crate::engine::model::{Behaviour, Model, Op};
+use crate::engine::*;
+use proptest::prelude::*;
+
+fn behaviour() -> impl Strategy<Value = Behaviour> {
+    prop_oneof![
+        3 => Just(Behaviour::Open),
+        2 => Just(Behaviour::Stalled),
+        3 => (0usize..9).prop_map(Behaviour::Partial),
+        3 => (0usize..30).prop_map(Behaviour::Budget),
+        1 => prop_oneof![Just(32), Just(5), Just(28)].prop_map(Behaviour::FailOnce),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let sink = 0usize..MAX_SINKS;
+    prop_oneof![
+        6 => (1usize..40).prop_map(Op::Write),
+        3 => (sink.clone(), behaviour()).prop_map(|(s, b)| Op::Behave(s, b)),
+        4 => sink.clone().prop_map(Op::Writable),
+        1 => sink.clone().prop_map(Op::Open),
+        1 => sink.clone().prop_map(Op::Close),
+        1 => (sink.clone(), 0usize..20, 0usize..20).prop_map(|(s, l, r)| Op::Input(s, l, r)),
+        1 => sink.prop_map(Op::Break),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #[test]
+    fn engine_keeps_its_promises(
+        n in 1usize..=MAX_SINKS,
+        drop in proptest::collection::vec(any::<bool>(), MAX_SINKS),
+        open in proptest::collection::vec(any::<bool>(), MAX_SINKS),
+        cap in 1usize..48,
+        replay_pct in 0usize..=100,
+        input in proptest::option::of(0usize..MAX_SINKS),
+        ops in proptest::collection::vec(op(), 0..160),
+    ) {
+        let replay = cap * replay_pct / 100;
+        let config = Config {
+            sinks: (0..n).map(|i| SinkConfig {
+                overflow: if drop[i] { Overflow::Drop } else { Overflow::Block },
+                open: open[i],
+            }).collect(),
+            input: input.map(|i| i % n),
+            queue_capacity: cap,
+            replay_capacity: replay,
+        };
+        let mut model = Model::new(config);
+        for op in ops {
+            model.step(op);
+        }
+        model.drain();
+    }
+}
