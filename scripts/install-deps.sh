@@ -23,7 +23,7 @@ if [ ! -e "$stamp" ] || [ -n "$(find /etc/apt/sources.list.d -newer "$stamp" 2>/
 fi
 
 pkgs=(build-essential pkg-config ninja-build libglib2.0-dev zlib1g-dev python3-venv
-      python3-matplotlib binutils bzip2 xz-utils seabios valgrind perl git
+      python3-matplotlib python3-pytest binutils bzip2 xz-utils seabios valgrind perl git
       dpkg-dev clang llvm libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
