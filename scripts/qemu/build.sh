@@ -25,6 +25,10 @@ run() {
 
 # shellcheck disable=SC2206
 extra=(${CMX_QEMU_CONFIGURE_ARGS:-} "$@")
+# The patch series adds the option; with it the multiplex backend is built.
+if [ -f "$root/qemu-patches/series" ]; then
+    extra=(--enable-chardev-multiplex "${extra[@]}")
+fi
 tarball=$("$here/fetch.sh" | tail -n1) || die "fetch.sh failed"
 
 mkdir -p "$cache"

@@ -2,14 +2,7 @@
 
 import socket
 
-import pytest
-
 import qemu as q
-
-
-@pytest.fixture(scope="session")
-def guest(tmp_path_factory):
-    return q.build_guest(tmp_path_factory.mktemp("guest"))
 
 
 def test_file_backend_banner_and_stream(guest, tmp_path):

@@ -1,0 +1,171 @@
+"""The test guest's console through `-chardev multiplex` in the patched QEMU.
+
+Each test boots the guest and checks what a user would see, byte for byte:
+the log side (a socketpair or a pipe passed with -add-fd) and a TCP viewer.
+"""
+
+import os
+import socket
+import time
+
+import pytest
+
+import qemu as q
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect_viewer(port, timeout=10.0, rcvbuf=None):
+    """A TCP client of the multiplex's socket backend."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket()
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            s.connect(("127.0.0.1", port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def tcp_args(port, extra=""):
+    return ["-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,"
+            "telnet=on,server=on,wait=off%s" % (port, extra)]
+
+
+def multiplex_stats(vm, chardev="charserial0"):
+    info = vm.cmd("x-query-chardev-multiplex", id=chardev)
+    return {b["chardev"]: b for b in info["backends"]}
+
+
+def test_original_command_line_logs_and_serves_a_viewer(guest):
+    """The command line from the 2015 qemu-devel thread, as written there."""
+    log_end, qemu_end = socket.socketpair()
+    port = free_port()
+    fd = qemu_end.fileno()
+    args = ["-add-fd", "set=2,fd=%d" % fd,
+            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
+            *tcp_args(port),
+            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,muxB=charserial0tcp",
+            "-device", "isa-serial,chardev=charserial0,id=serial0"]
+    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
+        qemu_end.close()
+        log = q.Reader(log_end)
+        # No viewer yet: the banner reaches the log anyway.
+        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+
+        # Typing into the log side goes nowhere: only the viewer is the input.
+        log_end.sendall(b"ignored")
+        with connect_viewer(port) as viewer:
+            view = q.Reader(viewer)
+            viewer.sendall(b"hello")
+            assert view.read_until(b"hello", timeout=30).endswith(b"hello")
+            viewer.sendall(q.stream_command(q.LINES_S))
+            want_stream = q.expected_reply(q.LINES_S)
+            got = view.read_until(b"END\n", timeout=60)
+            assert got.endswith(want_stream), q.first_difference(got[-len(want_stream):],
+                                                                 want_stream)
+        want_log = b"hello" + want_stream
+        got_log = log.read_exact(len(want_log), timeout=60)
+        assert got_log == want_log, q.first_difference(got_log, want_log)
+
+        stats = multiplex_stats(vm)
+        assert stats["charserial0file"]["dropped"] == 0
+        assert stats["charserial0file"]["input-discarded"] == len(b"ignored")
+        assert stats["charserial0tcp"]["input"] is True
+        assert vm.cmd("query-status")["status"] == "running"
+
+
+def test_file_chardev_on_an_fdset_pipe_without_append(guest):
+    """-chardev file,path=/dev/fdset/N on a pipe, no append=on, as muxA."""
+    rd, wr = os.pipe()
+    port = free_port()
+    args = ["-add-fd", "set=3,fd=%d" % wr,
+            "-chardev", "file,id=charserial0file,path=/dev/fdset/3",
+            *tcp_args(port),
+            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,muxB=charserial0tcp",
+            "-serial", "chardev:charserial0"]
+    try:
+        with q.Qemu(args, guest=guest, pass_fds=[wr]) as vm:
+            os.close(wr)
+            wr = -1
+            log = q.Reader(rd)
+            assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+            with connect_viewer(port) as viewer:
+                viewer.sendall(q.stream_command(1000))
+                want = q.expected_reply(1000)
+                got = log.read_exact(len(want), timeout=60)
+                assert got == want, q.first_difference(got, want)
+            assert multiplex_stats(vm)["charserial0file"]["delivered"] == len(q.BANNER + want)
+    finally:
+        os.close(rd)
+        if wr >= 0:
+            os.close(wr)
+
+
+def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
+    """A viewer that asks for a 3.4 MB stream and then never reads."""
+    log_end, qemu_end = socket.socketpair()
+    port = free_port()
+    fd = qemu_end.fileno()
+    args = ["-add-fd", "set=2,fd=%d" % fd,
+            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
+            *tcp_args(port),
+            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,"
+                        "muxB=charserial0tcp,muxB-overflow=drop",
+            "-serial", "chardev:charserial0"]
+    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
+        qemu_end.close()
+        log = q.Reader(log_end)
+        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+        with connect_viewer(port, rcvbuf=4096) as viewer:
+            viewer.sendall(b"L")
+            want = q.expected_reply(q.LINES_L)
+            start = time.monotonic()
+            got = log.read_exact(len(want), timeout=240)
+            elapsed = time.monotonic() - start
+            assert got == want, q.first_difference(got, want)
+            stats = multiplex_stats(vm)
+            print("3.4 MB stream with a stalled viewer: %.1f s; viewer %s" %
+                  (elapsed, stats["charserial0tcp"]))
+            view = stats["charserial0tcp"]
+            assert view["state"] == "open" and view["overflow"] == "drop"
+            assert view["dropped"] > 0
+            assert view["delivered"] + view["queued"] + view["dropped"] == view["offered"]
+            assert view["backpressure-events"] == 0
+            logstats = stats["charserial0file"]
+            assert logstats["dropped"] == 0
+            assert logstats["delivered"] == len(q.BANNER) + len(want)
+
+
+@pytest.mark.parametrize("replay", [0, 4096])
+def test_replay_shows_a_late_viewer_recent_output(guest, replay):
+    log_end, qemu_end = socket.socketpair()
+    port = free_port()
+    fd = qemu_end.fileno()
+    args = ["-add-fd", "set=2,fd=%d" % fd,
+            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
+            "-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,"
+                        "server=on,wait=off" % port,
+            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,"
+                        "muxB=charserial0tcp,replay=%d" % replay,
+            "-serial", "chardev:charserial0"]
+    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
+        qemu_end.close()
+        assert q.Reader(log_end).read_exact(len(q.BANNER), timeout=30) == q.BANNER
+        with connect_viewer(port) as viewer:
+            view = q.Reader(viewer)
+            viewer.sendall(b"x")
+            got = view.read_until(b"x", timeout=30)
+        # With replay the viewer first sees the banner it missed, then live output.
+        assert got == (q.BANNER + b"x" if replay else b"x")
+        assert multiplex_stats(vm)["charserial0tcp"]["replayed"] == (len(q.BANNER)
+                                                                      if replay else 0)
