@@ -29,5 +29,5 @@ if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
     step "QEMU: tests/unit/test-char"
     "$qbuild/tests/unit/test-char" --tap -k
     step "end-to-end: the test guest in the patched QEMU"
-    CMX_QEMU="$qemu" python3 -m pytest -v tests/e2e
+    CMX_QEMU="$qemu" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
 fi

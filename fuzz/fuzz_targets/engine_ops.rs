@@ -1,0 +1,74 @@
+//! The engine driven by arbitrary operation sequences, checked after every
+//! step against the same model (and invariants) as the property test.
+#![no_main]
+
+use chardev_multiplex::engine::model::{Behaviour, Model, Op};
+use chardev_multiplex::engine::{Config, Overflow, SinkConfig, MAX_SINKS};
+use libfuzzer_sys::fuzz_target;
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn small(&mut self) -> usize {
+        self.byte().unwrap_or(0) as usize
+    }
+}
+
+fn behaviour(b: &mut Bytes) -> Behaviour {
+    let k = b.small();
+    match b.small() % 5 {
+        0 => Behaviour::Open,
+        1 => Behaviour::Stalled,
+        2 => Behaviour::Partial(k % 17),
+        3 => Behaviour::Budget(k),
+        _ => Behaviour::FailOnce([32, 5, 28, 104][k % 4]),
+    }
+}
+
+fn op(b: &mut Bytes) -> Option<Op> {
+    let tag = b.byte()?;
+    let sink = b.small();
+    Some(match tag % 7 {
+        0 => Op::Write(1 + sink * 3),
+        1 => Op::Behave(sink, behaviour(b)),
+        2 => Op::Writable(sink),
+        3 => Op::Open(sink),
+        4 => Op::Close(sink),
+        5 => Op::Input(sink, b.small(), b.small()),
+        _ => Op::Break(sink),
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let n = 1 + b.small() % MAX_SINKS;
+    let (drop_mask, open_mask) = (b.small(), b.small());
+    let cap = 1 + (b.small() | b.small() << 8) % 4096;
+    let replay = b.small() * cap / 255;
+    let input = b.byte().and_then(|i| (i < 128).then_some(i as usize % n));
+    let config = Config {
+        sinks: (0..n)
+            .map(|i| SinkConfig {
+                overflow: if drop_mask >> i & 1 == 1 {
+                    Overflow::Drop
+                } else {
+                    Overflow::Block
+                },
+                open: open_mask >> i & 1 == 1,
+            })
+            .collect(),
+        input,
+        queue_capacity: cap,
+        replay_capacity: replay,
+    };
+    let mut model = Model::new(config);
+    while let Some(op) = op(&mut b) {
+        model.step(op);
+    }
+    model.drain();
+});
