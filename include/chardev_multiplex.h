@@ -287,8 +287,12 @@ typedef struct cmx_mux_config {
 typedef ptrdiff_t (*cmx_sink_write_fn)(void *opaque, size_t sink, const uint8_t *data, size_t len);
 
 /**
- * Start (`enable` true) or stop watching sink `sink` for writability and
- * call `cmx_mux_sink_writable()` when it is writable.
+ * Start (`enable` true) or stop watching sink `sink` for writability. The
+ * watch is level-triggered: while it is enabled, call
+ * `cmx_mux_sink_writable()` whenever the sink is writable; a one-shot
+ * mechanism (a GSource that is removed when it fires) must be re-armed by the
+ * caller after each `cmx_mux_sink_writable()` as long as no `enable` false
+ * came. Calls alternate: never two `true` or two `false` in a row.
  */
 typedef void (*cmx_sink_watch_fn)(void *opaque, size_t sink, bool enable);
 
@@ -500,7 +504,10 @@ cmx_result cmx_mux_input_room(const struct cmx_mux *mux, size_t sink, size_t fro
 /**
  * Input read from sink `sink`. From the input source, up to `frontend_room`
  * bytes go to `frontend_input`; from any other sink all of it is discarded
- * and counted. `*consumed` receives how many bytes of `data` were used.
+ * and counted. `*consumed` receives how many bytes of `data` were used; the
+ * rest is still the caller's. A caller that cannot keep unused bytes (a QEMU
+ * chardev backend cannot push input back) reads no more than
+ * `cmx_mux_input_room()` allowed and passes the same `frontend_room` here.
  * `data` may be NULL only when `len` is 0.
  *
  * # Safety

@@ -30,7 +30,7 @@ def main():
     ap.add_argument("--interactive", action="store_true",
                     help="keep QEMU running until Ctrl-C; connect with telnet")
     ap.add_argument("--port", type=int, default=4555)
-    ap.add_argument("--log", default="demo-console.log")
+    ap.add_argument("--log", default="/tmp/cmx-demo-console.log")
     args = ap.parse_args()
 
     guest = q.build_guest(Path(os.environ.get("TMPDIR", "/tmp")) / "cmx-demo-guest")

@@ -31,3 +31,6 @@ if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
     step "end-to-end: the test guest in the patched QEMU"
     CMX_QEMU="$qemu" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
 fi
+
+step "fuzz: each target for a short, bounded time (README: how to run longer)"
+./scripts/fuzz.sh "${CMX_FUZZ_SECONDS:-20}"

@@ -107,8 +107,12 @@ pub struct cmx_mux_config {
 pub type cmx_sink_write_fn = Option<
     unsafe extern "C" fn(opaque: *mut c_void, sink: usize, data: *const u8, len: usize) -> isize,
 >;
-/// Start (`enable` true) or stop watching sink `sink` for writability and
-/// call `cmx_mux_sink_writable()` when it is writable.
+/// Start (`enable` true) or stop watching sink `sink` for writability. The
+/// watch is level-triggered: while it is enabled, call
+/// `cmx_mux_sink_writable()` whenever the sink is writable; a one-shot
+/// mechanism (a GSource that is removed when it fires) must be re-armed by the
+/// caller after each `cmx_mux_sink_writable()` as long as no `enable` false
+/// came. Calls alternate: never two `true` or two `false` in a row.
 pub type cmx_sink_watch_fn =
     Option<unsafe extern "C" fn(opaque: *mut c_void, sink: usize, enable: bool)>;
 /// The frontend, which got `CMX_RESULT_WOULD_BLOCK`, may write again.
@@ -547,7 +551,10 @@ pub unsafe extern "C" fn cmx_mux_input_room(
 
 /// Input read from sink `sink`. From the input source, up to `frontend_room`
 /// bytes go to `frontend_input`; from any other sink all of it is discarded
-/// and counted. `*consumed` receives how many bytes of `data` were used.
+/// and counted. `*consumed` receives how many bytes of `data` were used; the
+/// rest is still the caller's. A caller that cannot keep unused bytes (a QEMU
+/// chardev backend cannot push input back) reads no more than
+/// `cmx_mux_input_room()` allowed and passes the same `frontend_room` here.
 /// `data` may be NULL only when `len` is 0.
 ///
 /// # Safety
