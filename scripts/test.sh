@@ -22,6 +22,14 @@ rm -rf build
 meson setup build >/dev/null
 meson test -C build --print-errorlogs
 
+step "C: the same test under AddressSanitizer and UndefinedBehaviorSanitizer"
+rm -rf build-asan
+meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+meson test -C build-asan --no-suite valgrind --print-errorlogs
+
+step "Rust: the C-ABI harness under valgrind memcheck"
+./scripts/valgrind-rust.sh
+
 if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
     step "QEMU: build the patched QEMU (cached outside the clone)"
     qemu=$(./scripts/qemu/build.sh | tail -n 1)

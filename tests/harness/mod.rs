@@ -722,8 +722,15 @@ enum Slot {
     Peer(usize),
 }
 
-/// Every test gives up after this long instead of hanging.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+/// Every test gives up after this long instead of hanging: 10 s, or
+/// `CMX_TEST_DEADLINE_SECS` (slow runs such as valgrind's set it higher).
+pub fn deadline() -> Duration {
+    let secs = std::env::var("CMX_TEST_DEADLINE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    Duration::from_secs(secs)
+}
 
 impl Rig {
     /// A multiplexer with a fresh socketpair for every sink that starts open.
@@ -735,10 +742,20 @@ impl Rig {
         Rig::build(cfg, true)
     }
 
+    /// Like [`Rig::new`], with another callback table (for example a write
+    /// callback that injects faults and then calls [`cb_sink_write`]).
+    pub fn with_callbacks(cfg: &Cfg, cb: &cmx_callbacks) -> Rig {
+        Rig::build_with(cfg, false, cb)
+    }
+
     fn build(cfg: &Cfg, tiny_buffers: bool) -> Rig {
+        Rig::build_with(cfg, tiny_buffers, &callbacks())
+    }
+
+    fn build_with(cfg: &Cfg, tiny_buffers: bool, cb: &cmx_callbacks) -> Rig {
         ignore_sigpipe();
         let n = cfg.sinks.len();
-        let mux = Mux::new(cfg).unwrap_or_else(|r| panic!("cmx_mux_new: {r:?}"));
+        let mux = Mux::with_callbacks(cfg, cb).unwrap_or_else(|r| panic!("cmx_mux_new: {r:?}"));
         let mut rig = Rig {
             mux,
             ours: (0..n).map(|_| None).collect(),
@@ -776,6 +793,25 @@ impl Rig {
             eof: false,
             base_delivered: self.mux.stats(i).delivered,
         });
+    }
+
+    /// Makes `fd` (a regular file, or the write end of a pipe whose reader is
+    /// somewhere else) sink `i`'s fd, with no peer to read it. The library is
+    /// not told: send CMX_SINK_EVENT_OPENED for a sink that was closed.
+    pub fn attach_fd(&mut self, i: usize, fd: OwnedFd) {
+        self.mux.ctx.fds.borrow_mut()[i] = fd.as_raw_fd();
+        self.ours[i] = Some(fd);
+        self.peers[i] = None;
+    }
+
+    /// Reads everything that is already readable at sink `i`'s peer (all
+    /// that was delivered to it so far) and returns what it has read in all.
+    pub fn collect(&mut self, i: usize) -> &[u8] {
+        let p = self.peers[i].as_mut().expect("no peer");
+        if !p.eof && !read_available(p.fd.as_raw_fd(), &mut p.received) {
+            p.eof = true;
+        }
+        &p.received
     }
 
     /// Closes the viewer's end of sink `i` (our end stays: writes get EPIPE).
@@ -884,8 +920,9 @@ impl Rig {
         let mut idle_since = Instant::now();
         while off < data.len() {
             assert!(
-                start.elapsed() < DEADLINE,
-                "pump: no end after {DEADLINE:?} ({off} of {} bytes accepted)",
+                start.elapsed() < deadline(),
+                "pump: no end after {:?} ({off} of {} bytes accepted)",
+                deadline(),
                 data.len()
             );
             if !self.blocked {
@@ -916,10 +953,10 @@ impl Rig {
         off
     }
 
-    /// Like [`Rig::pump`] but everything must be accepted within [`DEADLINE`].
+    /// Like [`Rig::pump`] but everything must be accepted within [`deadline()`].
     #[track_caller]
     pub fn pump_all(&mut self, data: &[u8]) {
-        let n = self.pump(data, DEADLINE);
+        let n = self.pump(data, deadline());
         assert_eq!(n, data.len(), "the writer stayed blocked");
     }
 
@@ -941,9 +978,9 @@ impl Rig {
             if done {
                 return;
             }
-            if start.elapsed() > DEADLINE {
+            if start.elapsed() > deadline() {
                 let st: Vec<_> = (0..self.mux.n_sinks()).map(|i| self.mux.stats(i)).collect();
-                panic!("drain: no end after {DEADLINE:?}; stats {st:#?}");
+                panic!("drain: no end after {:?}; stats {st:#?}", deadline());
             }
             self.service(20);
         }
@@ -984,7 +1021,7 @@ impl Rig {
     pub fn flush_and_close(&mut self) {
         let start = Instant::now();
         while (0..self.mux.n_sinks()).any(|i| self.mux.stats(i).queued > 0) {
-            assert!(start.elapsed() < DEADLINE, "flush: no end");
+            assert!(start.elapsed() < deadline(), "flush: no end");
             self.service(20);
         }
         for i in 0..self.mux.n_sinks() {
