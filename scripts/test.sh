@@ -34,6 +34,14 @@ if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
     step "QEMU: build the patched QEMU (cached outside the clone)"
     qemu=$(./scripts/qemu/build.sh | tail -n 1)
     qbuild=$(dirname "$qemu")
+    qsrc=$(dirname "$qbuild")/qemu-src-${qbuild##*/qemu-build-}
+    step "QEMU: scripts/checkpatch.pl on every patch of the series"
+    while read -r p; do
+        case "$p" in ''|'#'*) continue ;; esac
+        perl "$qsrc/scripts/checkpatch.pl" --no-tree -q "qemu-patches/$p" \
+            || { echo "checkpatch: $p has style problems"; exit 1; }
+        echo "checkpatch: $p: clean"
+    done <qemu-patches/series
     step "QEMU: tests/unit/test-char"
     "$qbuild/tests/unit/test-char" --tap -k
     step "end-to-end: the test guest in the patched QEMU"
