@@ -10,18 +10,9 @@ use core::ptr::{null, null_mut};
 use chardev_multiplex::ffi::*;
 use libfuzzer_sys::fuzz_target;
 
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn small(&mut self) -> usize {
-        self.byte().unwrap_or(0) as usize
-    }
-}
+#[path = "bytes.rs"]
+mod bytes;
+use bytes::Bytes;
 
 /// What the callbacks answer, taken from the fuzz input in turn.
 struct Script {
@@ -29,10 +20,19 @@ struct Script {
     next: usize,
 }
 
-unsafe extern "C" fn sink_write(opaque: *mut c_void, _sink: usize, _d: *const u8, len: usize) -> isize {
+unsafe extern "C" fn sink_write(
+    opaque: *mut c_void,
+    _sink: usize,
+    _d: *const u8,
+    len: usize,
+) -> isize {
     // SAFETY: the opaque pointer is the Script owned by the fuzz body.
     let s = unsafe { &mut *(opaque as *mut Script) };
-    let a = s.answers.get(s.next % s.answers.len().max(1)).copied().unwrap_or(0);
+    let a = s
+        .answers
+        .get(s.next % s.answers.len().max(1))
+        .copied()
+        .unwrap_or(0);
     s.next += 1;
     match a % 8 {
         0 => len as isize,
@@ -64,7 +64,11 @@ fuzz_target!(|data: &[u8]| {
         .map(|_| {
             let x = b.small();
             cmx_sink_config {
-                overflow: if x & 0x70 == 0x70 { x as u32 } else { (x & 1) as u32 },
+                overflow: if x & 0x70 == 0x70 {
+                    x as u32
+                } else {
+                    (x & 1) as u32
+                },
                 open: x & 2 != 0,
                 input: x & 0x0c == 0x0c,
             }
@@ -82,12 +86,19 @@ fuzz_target!(|data: &[u8]| {
         _ => b.small().min(queue),
     };
     let config = cmx_mux_config {
-        sinks: if b.small() == 0xff { null() } else { sinks.as_ptr() },
+        sinks: if b.small() == 0xff {
+            null()
+        } else {
+            sinks.as_ptr()
+        },
         n_sinks,
         queue_capacity: queue,
         replay_capacity: replay,
     };
-    let mut script = Script { answers: b.0.iter().rev().copied().collect(), next: 0 };
+    let mut script = Script {
+        answers: b.0.iter().rev().copied().collect(),
+        next: 0,
+    };
     let callbacks = cmx_callbacks {
         sink_write: Some(sink_write),
         sink_watch: Some(sink_watch),
@@ -132,7 +143,10 @@ fuzz_target!(|data: &[u8]| {
     }
     for i in 0..n_sinks {
         // SAFETY: `mux` is live; `st` is writable.
-        assert_eq!(unsafe { cmx_mux_sink_stats(mux, i, &mut st) }, cmx_result::Ok);
+        assert_eq!(
+            unsafe { cmx_mux_sink_stats(mux, i, &mut st) },
+            cmx_result::Ok
+        );
         assert_eq!(st.offered, st.delivered + st.queued + st.dropped);
     }
     // SAFETY: `mux` came from cmx_mux_new and is freed once.

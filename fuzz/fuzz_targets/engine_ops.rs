@@ -6,18 +6,9 @@ use chardev_multiplex::engine::model::{Behaviour, Model, Op};
 use chardev_multiplex::engine::{Config, Overflow, SinkConfig, MAX_SINKS};
 use libfuzzer_sys::fuzz_target;
 
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn small(&mut self) -> usize {
-        self.byte().unwrap_or(0) as usize
-    }
-}
+#[path = "bytes.rs"]
+mod bytes;
+use bytes::Bytes;
 
 fn behaviour(b: &mut Bytes) -> Behaviour {
     let k = b.small();
