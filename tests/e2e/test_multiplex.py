@@ -36,9 +36,20 @@ def connect_viewer(port, timeout=10.0, rcvbuf=None):
             time.sleep(0.05)
 
 
-def tcp_args(port, extra=""):
-    return ["-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,"
-            "telnet=on,server=on,wait=off%s" % (port, extra)]
+def tcp_args(port, telnet=True):
+    return ["-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,%s"
+            "server=on,wait=off" % (port, "telnet=on," if telnet else "")]
+
+
+def fdset_log_and_viewer(fd, port, mux_options="", telnet=True,
+                         frontend=("-serial", "chardev:charserial0")):
+    """Log on fdset 2 (fd, a socketpair end) as muxA, a TCP viewer as muxB."""
+    return ["-add-fd", "set=2,fd=%d" % fd,
+            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
+            *tcp_args(port, telnet),
+            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,"
+                        "muxB=charserial0tcp" + mux_options,
+            *frontend]
 
 
 def multiplex_stats(vm, chardev="charserial0"):
@@ -51,11 +62,8 @@ def test_original_command_line_logs_and_serves_a_viewer(guest):
     log_end, qemu_end = socket.socketpair()
     port = free_port()
     fd = qemu_end.fileno()
-    args = ["-add-fd", "set=2,fd=%d" % fd,
-            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
-            *tcp_args(port),
-            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,muxB=charserial0tcp",
-            "-device", "isa-serial,chardev=charserial0,id=serial0"]
+    args = fdset_log_and_viewer(fd, port, frontend=(
+        "-device", "isa-serial,chardev=charserial0,id=serial0"))
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         log = q.Reader(log_end)
@@ -116,12 +124,7 @@ def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
     log_end, qemu_end = socket.socketpair()
     port = free_port()
     fd = qemu_end.fileno()
-    args = ["-add-fd", "set=2,fd=%d" % fd,
-            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
-            *tcp_args(port),
-            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,"
-                        "muxB=charserial0tcp,muxB-overflow=drop",
-            "-serial", "chardev:charserial0"]
+    args = fdset_log_and_viewer(fd, port, ",muxB-overflow=drop")
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         log = q.Reader(log_end)
@@ -151,13 +154,7 @@ def test_replay_shows_a_late_viewer_recent_output(guest, replay):
     log_end, qemu_end = socket.socketpair()
     port = free_port()
     fd = qemu_end.fileno()
-    args = ["-add-fd", "set=2,fd=%d" % fd,
-            "-chardev", "pipe,id=charserial0file,path=/dev/fdset/2",
-            "-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,"
-                        "server=on,wait=off" % port,
-            "-chardev", "multiplex,id=charserial0,muxA=charserial0file,"
-                        "muxB=charserial0tcp,replay=%d" % replay,
-            "-serial", "chardev:charserial0"]
+    args = fdset_log_and_viewer(fd, port, ",replay=%d" % replay, telnet=False)
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         assert q.Reader(log_end).read_exact(len(q.BANNER), timeout=30) == q.BANNER
