@@ -317,3 +317,27 @@ class Qemu:
 
     def __exit__(self, *exc):
         self.kill()
+
+
+# ---- one-shot runs and process facts ---------------------------------------
+
+def run_to_exit(args, pass_fds=(), timeout=10.0, binary=None):
+    """Run QEMU (BASE_ARGS + args, stdin from /dev/null) until it exits, for
+    command lines that must fail; returns the CompletedProcess (stdout and
+    stderr as text).  A QEMU still running after `timeout` is killed and
+    QemuError raised."""
+    argv = [str(binary or qemu_binary()), *BASE_ARGS, *args]
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, pass_fds=tuple(pass_fds), timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise QemuError("QEMU did not exit within %s s: %s\nstderr: %s" % (
+            timeout, " ".join(argv), e.stderr)) from None
+
+
+def rss_kib(pid):
+    """Resident set size (VmRSS) of process `pid` in KiB."""
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise QemuError("no VmRSS for pid %d" % pid)
