@@ -32,7 +32,8 @@ import pytest
 import qemu as q
 
 HERE = Path(__file__).resolve().parent
-CATALOGUE = HERE / "BAD-INPUT.md"
+README = HERE.parent.parent / "README.md"
+BEGIN, END = "<!-- bad-input catalogue: begin -->\n", "<!-- bad-input catalogue: end -->\n"
 PROG = "qemu-system-x86_64"
 
 # Backends that every command-line case can use.
@@ -539,11 +540,11 @@ def _cli_shown(case):
 
 
 def render_catalogue():
-    out = ["# Bad input: what the user is told", "",
+    out = ["## Bad input: what the user is told", "",
            "Generated from `tests/e2e/test_bad_input.py` (its `CLI_CASES` and `QMP_CASES`,",
            "which the tests check against the patched QEMU); regenerate with",
-           "`/usr/bin/python3 tests/e2e/test_bad_input.py > tests/e2e/BAD-INPUT.md`.", "",
-           "## Command line", "",
+           "`/usr/bin/python3 tests/e2e/test_bad_input.py --update-readme`.", "",
+           "### Command line", "",
            "Every case ends with exit status 1 and exactly this on stderr (after",
            "`qemu-system-x86_64: <option>: `; the option is the last one shown unless",
            "marked). Every case also has `-chardev null,id=a -chardev null,id=b",
@@ -566,7 +567,7 @@ def render_catalogue():
             "`hw/char/serial-isa.c` sets the property with `&error_abort`. Use",
             "`-device isa-serial,chardev=ID`, which reports the error and exits with 1",
             "(see `test_serial_option_on_a_backend_in_use_*`).", "",
-            "## QMP", "",
+            "### QMP", "",
             "Each command fails with class `GenericError` and exactly this `desc`; QEMU",
             "keeps running, the console keeps working, and a failed `chardev-add` leaves",
             "every backend it had claimed free. The VM has the guest's console on",
@@ -588,10 +589,21 @@ def render_catalogue():
     return "\n".join(out)
 
 
+def readme_catalogue(text):
+    """The README's catalogue section (between the markers) and the text around it."""
+    head, rest = text.split(BEGIN, 1)
+    section, tail = rest.split(END, 1)
+    return head, section, tail
+
+
 def test_catalogue_is_up_to_date():
-    assert CATALOGUE.read_text() == render_catalogue(), \
-        "regenerate: /usr/bin/python3 tests/e2e/test_bad_input.py > tests/e2e/BAD-INPUT.md"
+    assert readme_catalogue(README.read_text())[1] == render_catalogue(), \
+        "regenerate: /usr/bin/python3 tests/e2e/test_bad_input.py --update-readme"
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render_catalogue())
+    if sys.argv[1:] == ["--update-readme"]:
+        head, _, tail = readme_catalogue(README.read_text())
+        README.write_text(head + BEGIN + render_catalogue() + END + tail)
+    else:
+        sys.stdout.write(render_catalogue())
