@@ -9,7 +9,6 @@ only; tests/e2e/qemu.py starts QEMU.
 import base64
 import os
 import select
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,28 +18,9 @@ import qemu as q
 SERIAL = "charserial0"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def connect(port, rcvbuf=None, timeout=30.0):
     """A TCP client (telnet viewer) of a socket chardev."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket()
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            s.connect(("127.0.0.1", port))
-            return s
-        except ConnectionRefusedError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    return q.connect_tcp(port, rcvbuf=rcvbuf, timeout=timeout, nodelay=True)
 
 
 class Drain(threading.Thread):
@@ -212,7 +192,7 @@ class Rig:
         self.chardev("file,id=%s,path=/dev/fdset/%d" % (cid, fdset))
 
     def viewer(self, cid, extra=""):
-        port = free_port()
+        port = q.free_port()
         self.viewers.append(port)
         self.chardev("socket,id=%s,host=127.0.0.1,port=%d,telnet=on,server=on,wait=off%s"
                      % (cid, port, extra))

@@ -341,3 +341,31 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise QemuError("no VmRSS for pid %d" % pid)
+
+
+# ---- TCP viewers ----------------------------------------------------------
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connect_tcp(port, rcvbuf=None, timeout=10.0, nodelay=False):
+    """A TCP client (a viewer) of a socket chardev, retried until QEMU listens."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket()
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if nodelay:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            s.connect(("127.0.0.1", port))
+            return s
+        except ConnectionRefusedError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -407,12 +407,6 @@ QMP_CASES = [
 ]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Console:
     """The running VM for the QMP cases: the guest's console on a multiplex
     (log: a socketpair from -add-fd; tcp: a server socket), plus chardevs for
@@ -421,7 +415,7 @@ class Console:
     def __init__(self, guest):
         self.log_end, qemu_end = socket.socketpair()
         self.pipe_r, self.pipe_w = os.pipe()
-        self.port = free_port()
+        self.port = q.free_port()
         fds = [qemu_end.fileno(), self.pipe_r]
         args = ["-add-fd", "set=1,fd=%d" % fds[0],
                 "-add-fd", "set=7,fd=%d" % self.pipe_r,

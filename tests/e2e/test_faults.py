@@ -28,12 +28,6 @@ import qemu as q
 TELNET_INIT = b"\xff\xfb\x01\xff\xfb\x03\xff\xfb\x00\xff\xfd\x00"  # WILL ECHO, SGA, BINARY; DO BINARY
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def multiplex_stats(vm, chardev="serial0"):
     info = vm.cmd("x-query-chardev-multiplex", id=chardev)
     return {b["chardev"]: b for b in info["backends"]}
@@ -190,7 +184,7 @@ class Flapper(threading.Thread):
 
 def test_viewer_reconnecting_100_times_mid_stream_keeps_the_log_exact(guest):
     log_end, qemu_end = socket.socketpair()
-    port = free_port()
+    port = q.free_port()
     args = console_args(qemu_end.fileno(), port, "muxB-overflow=drop,replay=4k")
     start = time.monotonic()
     with log_end, q.Qemu(args, guest=guest, pass_fds=[qemu_end.fileno()]) as vm:
@@ -239,7 +233,7 @@ def dead_log_reader(guest):
     rd, wr = os.pipe()
     reader = subprocess.Popen(["head", "-c", "20000"], stdin=rd, stdout=subprocess.PIPE)
     os.close(rd)
-    port = free_port()
+    port = q.free_port()
     args = ["-add-fd", "set=2,fd=%d" % wr,
             "-chardev", "file,id=log,path=/dev/fdset/2",
             "-chardev", "socket,id=tcp,host=127.0.0.1,port=%d,server=on,wait=off" % port,
@@ -464,7 +458,7 @@ def test_memory_stays_bounded_while_streaming_with_a_reconnecting_viewer(guest, 
     seconds = float(os.environ.get("CMX_SOAK_SECONDS", "60"))
     limit_kib = 8 << 10
     log_end, qemu_end = socket.socketpair()
-    port = free_port()
+    port = q.free_port()
     sock_dir = tempfile.mkdtemp(prefix="cmx-soak-")  # short: sun_path limit
     request.addfinalizer(lambda: shutil.rmtree(sock_dir, ignore_errors=True))
     unix_path = os.path.join(sock_dir, "viewer.sock")

@@ -13,29 +13,6 @@ import pytest
 import qemu as q
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connect_viewer(port, timeout=10.0, rcvbuf=None):
-    """A TCP client of the multiplex's socket backend."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = socket.socket()
-        if rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        try:
-            s.connect(("127.0.0.1", port))
-            return s
-        except ConnectionRefusedError:
-            s.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def tcp_args(port, telnet=True):
     return ["-chardev", "socket,id=charserial0tcp,host=127.0.0.1,port=%d,%s"
             "server=on,wait=off" % (port, "telnet=on," if telnet else "")]
@@ -60,7 +37,7 @@ def multiplex_stats(vm, chardev="charserial0"):
 def test_original_command_line_logs_and_serves_a_viewer(guest):
     """The command line from the 2015 qemu-devel thread, as written there."""
     log_end, qemu_end = socket.socketpair()
-    port = free_port()
+    port = q.free_port()
     fd = qemu_end.fileno()
     args = fdset_log_and_viewer(fd, port, frontend=(
         "-device", "isa-serial,chardev=charserial0,id=serial0"))
@@ -72,7 +49,7 @@ def test_original_command_line_logs_and_serves_a_viewer(guest):
 
         # Typing into the log side goes nowhere: only the viewer is the input.
         log_end.sendall(b"ignored")
-        with connect_viewer(port) as viewer:
+        with q.connect_tcp(port) as viewer:
             view = q.Reader(viewer)
             viewer.sendall(b"hello")
             assert view.read_until(b"hello", timeout=30).endswith(b"hello")
@@ -95,7 +72,7 @@ def test_original_command_line_logs_and_serves_a_viewer(guest):
 def test_file_chardev_on_an_fdset_pipe_without_append(guest):
     """-chardev file,path=/dev/fdset/N on a pipe, no append=on, as muxA."""
     rd, wr = os.pipe()
-    port = free_port()
+    port = q.free_port()
     args = ["-add-fd", "set=3,fd=%d" % wr,
             "-chardev", "file,id=charserial0file,path=/dev/fdset/3",
             *tcp_args(port),
@@ -107,7 +84,7 @@ def test_file_chardev_on_an_fdset_pipe_without_append(guest):
             wr = -1
             log = q.Reader(rd)
             assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
-            with connect_viewer(port) as viewer:
+            with q.connect_tcp(port) as viewer:
                 viewer.sendall(q.stream_command(1000))
                 want = q.expected_reply(1000)
                 got = log.read_exact(len(want), timeout=60)
@@ -122,14 +99,14 @@ def test_file_chardev_on_an_fdset_pipe_without_append(guest):
 def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
     """A viewer that asks for a 3.4 MB stream and then never reads."""
     log_end, qemu_end = socket.socketpair()
-    port = free_port()
+    port = q.free_port()
     fd = qemu_end.fileno()
     args = fdset_log_and_viewer(fd, port, ",muxB-overflow=drop")
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         log = q.Reader(log_end)
         assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
-        with connect_viewer(port, rcvbuf=4096) as viewer:
+        with q.connect_tcp(port, rcvbuf=4096) as viewer:
             viewer.sendall(b"L")
             want = q.expected_reply(q.LINES_L)
             start = time.monotonic()
@@ -152,13 +129,13 @@ def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
 @pytest.mark.parametrize("replay", [0, 4096])
 def test_replay_shows_a_late_viewer_recent_output(guest, replay):
     log_end, qemu_end = socket.socketpair()
-    port = free_port()
+    port = q.free_port()
     fd = qemu_end.fileno()
     args = fdset_log_and_viewer(fd, port, ",replay=%d" % replay, telnet=False)
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         assert q.Reader(log_end).read_exact(len(q.BANNER), timeout=30) == q.BANNER
-        with connect_viewer(port) as viewer:
+        with q.connect_tcp(port) as viewer:
             view = q.Reader(viewer)
             viewer.sendall(b"x")
             got = view.read_until(b"x", timeout=30)
