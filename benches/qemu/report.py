@@ -75,9 +75,9 @@ def stall_table(results, labels):
             "; ".join(sorted({_verdict(r) for r in good})),
             _viewer_stats(good),
         ])
-    return md_table(["configuration", "runs", "guest finished", "s to END",
-                     "MiB/s", "MiB/s, last 10%", "QEMU CPU-s/MiB", "log MiB at end", "log vs. guest output", "viewer (multiplex stats)"],
-                    rows)
+    return md_table(["configuration", "runs", "guest finished", "s to END", "MiB/s",
+                     "MiB/s, last 10%", "QEMU CPU-s/MiB", "log MiB at end",
+                     "log vs. guest output", "viewer (multiplex stats)"], rows)
 
 
 def _verdict(r):
