@@ -334,6 +334,7 @@ fn run_mux(n: usize, src: &Source) -> Duration {
         n_sinks: n,
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
         replay_capacity: 0,
+        coalesce_ns: 0,
     };
     let cb = cmx_callbacks {
         sink_write: Some(cb_write),

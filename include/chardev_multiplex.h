@@ -16,6 +16,12 @@
 #include <stdint.h>
 
 /**
+ * Longest coalescing window accepted (100 ms): longer would delay output
+ * enough for a person at a console to notice.
+ */
+#define MAX_COALESCE_NS 100000000
+
+/**
  * Most sinks one multiplexer serves.
  */
 #define CMX_MAX_SINKS 8
@@ -35,6 +41,17 @@
  * The largest queue (and replay) capacity accepted (64 MiB).
  */
 #define CMX_MAX_QUEUE_CAPACITY 67108864
+
+/**
+ * The coalescing window to use when the user gave none (1 ms): below what a
+ * person notices, and at a 16550's 0.2-2 MiB/s some 200-2000 bytes per write.
+ */
+#define CMX_DEFAULT_COALESCE_NS 1000000
+
+/**
+ * The longest coalescing window accepted (100 ms).
+ */
+#define CMX_MAX_COALESCE_NS 100000000
 
 /**
  * The outcome of a `cmx_*` call. The numeric values are stable: new codes are
@@ -110,6 +127,10 @@ enum cmx_result
      * The `sink_watch` callback is NULL (without it a queued sink never drains).
      */
     CMX_RESULT_CONFIG_NO_WATCH_CALLBACK = 108,
+    /**
+     * The coalescing window is longer than `CMX_MAX_COALESCE_NS`.
+     */
+    CMX_RESULT_CONFIG_COALESCE_TOO_LONG = 109,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -275,6 +296,12 @@ typedef struct cmx_mux_config {
      * off; at most `queue_capacity`.
      */
     size_t replay_capacity;
+    /**
+     * Coalescing window of `cmx_mux_write_at()`, in the units of its `now`
+     * (nanoseconds by convention): 0 (off) to `CMX_MAX_COALESCE_NS`.
+     * `cmx_mux_write()` never coalesces.
+     */
+    uint64_t coalesce_ns;
 } cmx_mux_config;
 
 /**
@@ -395,6 +422,43 @@ extern "C" {
  * The library's version, a static NUL-terminated string such as "0.1.0".
  */
 const char *cmx_version(void);
+
+/**
+ * `cmx_mux_write()` with coalescing: `now` is the caller's monotonic clock
+ * (nanoseconds, in the units of `coalesce_ns`). Bytes that follow other
+ * output within the window are queued (and count as accepted); afterwards
+ * `cmx_mux_flush_deadline()` names the time at which the caller must call
+ * `cmx_mux_flush()`. A write that would not fit in a queue flushes first.
+ * With `coalesce_ns` 0 this is `cmx_mux_write()`.
+ *
+ * # Safety
+ * `mux` is live; `data` is valid for `len` bytes; `accepted` is writable.
+ */
+cmx_result cmx_mux_write_at(struct cmx_mux *mux, const uint8_t *data, size_t len, uint64_t now, size_t *accepted);
+
+/**
+ * Stores in `*pending` whether coalesced output waits, and if so in
+ * `*deadline` when (the clock of `cmx_mux_write_at()`) the caller must call
+ * `cmx_mux_flush()`; `*deadline` is 0 when nothing waits. The deadline is at
+ * most `coalesce_ns` after the write that queued the output; it only changes
+ * through `cmx_mux_write_at()`, `cmx_mux_write()` and `cmx_mux_flush()`.
+ *
+ * # Safety
+ * `mux` is live; `pending` and `deadline` are writable.
+ */
+cmx_result cmx_mux_flush_deadline(const struct cmx_mux *mux, bool *pending, uint64_t *deadline);
+
+/**
+ * Writes the coalesced output to every open sink that is not pushing back
+ * (those keep draining through `cmx_mux_sink_writable()`); `now` is the
+ * current time in the clock of `cmx_mux_write_at()`. Call it at the deadline
+ * and before `cmx_mux_free()`, which discards what is queued. With nothing
+ * coalesced it does nothing.
+ *
+ * # Safety
+ * `mux` is live.
+ */
+cmx_result cmx_mux_flush(struct cmx_mux *mux, uint64_t now);
 
 /**
  * Duplicates `fd` and applies `flags` as `open(2)` would, the replacement for

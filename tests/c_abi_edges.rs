@@ -297,6 +297,7 @@ fn result_strings_are_non_empty_and_distinct() {
         cmx_result::ConfigUnknownOverflow,
         cmx_result::ConfigNoWriteCallback,
         cmx_result::ConfigNoWatchCallback,
+        cmx_result::ConfigCoalesceTooLong,
     ];
     assert_eq!(all.len(), cmx_result::ALL.len());
     for r in all {

@@ -94,6 +94,12 @@ fuzz_target!(|data: &[u8]| {
         n_sinks,
         queue_capacity: queue,
         replay_capacity: replay,
+        // Mostly off or small; now and then over the maximum.
+        coalesce_ns: match b.small() % 4 {
+            0 => 0,
+            1 => CMX_MAX_COALESCE_NS + 1,
+            k => k as u64 * 50,
+        },
     };
     let mut script = Script {
         answers: b.0.iter().rev().copied().collect(),
@@ -118,6 +124,8 @@ fuzz_target!(|data: &[u8]| {
     let payload = [0x5au8; 512];
     let mut out = 0usize;
     let mut st = cmx_sink_stats::default();
+    let mut now = 0u64;
+    let (mut pending, mut deadline) = (false, 0u64);
     while let Some(tag) = b.byte() {
         let sink = match b.small() {
             0xff => usize::MAX,
@@ -126,7 +134,7 @@ fuzz_target!(|data: &[u8]| {
         let len = b.small() * 2;
         // SAFETY: `mux` is live; the other pointers are valid or deliberately NULL.
         let r = unsafe {
-            match tag % 9 {
+            match tag % 12 {
                 0 => cmx_mux_write(mux, payload.as_ptr(), len, &mut out),
                 1 => cmx_mux_write(mux, null(), len, &mut out),
                 2 => cmx_mux_write(mux, payload.as_ptr(), len, null_mut()),
@@ -135,6 +143,13 @@ fuzz_target!(|data: &[u8]| {
                 5 => cmx_mux_input_room(mux, sink, len, &mut out),
                 6 => cmx_mux_input(mux, sink, payload.as_ptr(), len, b.small(), &mut out),
                 7 => cmx_mux_write_room(mux, &mut out),
+                9 => {
+                    now += b.small() as u64;
+                    cmx_mux_write_at(mux, payload.as_ptr(), len, now, &mut out)
+                }
+                10 => cmx_mux_flush(mux, now),
+                11 if len == 0 => cmx_mux_flush_deadline(mux, null_mut(), &mut deadline),
+                11 => cmx_mux_flush_deadline(mux, &mut pending, &mut deadline),
                 _ => cmx_mux_sink_stats(mux, sink, if len == 0 { null_mut() } else { &mut st }),
             }
         };

@@ -24,8 +24,11 @@ fn behaviour(b: &mut Bytes) -> Behaviour {
 fn op(b: &mut Bytes) -> Option<Op> {
     let tag = b.byte()?;
     let sink = b.small();
-    Some(match tag % 7 {
+    Some(match tag % 10 {
         0 => Op::Write(1 + sink * 3),
+        7 => Op::WriteNow(1 + sink * 3),
+        8 => Op::Advance(sink as u64),
+        9 => Op::Flush,
         1 => Op::Behave(sink, behaviour(b)),
         2 => Op::Writable(sink),
         3 => Op::Open(sink),
@@ -56,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         input,
         queue_capacity: cap,
         replay_capacity: replay,
+        coalesce_ns: b.small() as u64 % 64,
     };
     let mut model = Model::new(config);
     while let Some(op) = op(&mut b) {

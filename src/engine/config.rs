@@ -8,6 +8,9 @@ pub const MAX_SINKS: usize = 8;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 64 * 1024;
 /// Largest queue (and replay) capacity accepted: larger values are a typo, not a need.
 pub const MAX_QUEUE_CAPACITY: usize = 64 * 1024 * 1024;
+/// Longest coalescing window accepted (100 ms): longer would delay output
+/// enough for a person at a console to notice.
+pub const MAX_COALESCE_NS: u64 = 100_000_000;
 
 /// What a sink does when its queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +39,9 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Bytes of recent output replayed to a sink when it opens (0: off).
     pub replay_capacity: usize,
+    /// Coalescing window for [`Mux::write_at`](super::Mux::write_at), in the
+    /// caller's clock units (nanoseconds by convention); 0 turns coalescing off.
+    pub coalesce_ns: u64,
 }
 
 impl Config {
@@ -53,6 +59,7 @@ impl Config {
             input: n.checked_sub(1),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             replay_capacity: 0,
+            coalesce_ns: 0,
         }
     }
 
@@ -82,6 +89,9 @@ impl Config {
                 queue: self.queue_capacity,
             });
         }
+        if self.coalesce_ns > MAX_COALESCE_NS {
+            return Err(ConfigError::CoalesceTooLong(self.coalesce_ns));
+        }
         Ok(())
     }
 }
@@ -95,6 +105,7 @@ pub enum ConfigError {
     ZeroQueueCapacity,
     QueueCapacityTooLarge(usize),
     ReplayTooLarge { replay: usize, queue: usize },
+    CoalesceTooLong(u64),
 }
 
 impl fmt::Display for ConfigError {
@@ -115,6 +126,10 @@ impl fmt::Display for ConfigError {
             ConfigError::ReplayTooLarge { replay, queue } => write!(
                 f,
                 "replay capacity {replay} is larger than the queue capacity {queue}"
+            ),
+            ConfigError::CoalesceTooLong(ns) => write!(
+                f,
+                "coalescing window {ns} ns is longer than the maximum {MAX_COALESCE_NS} ns"
             ),
         }
     }

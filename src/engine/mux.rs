@@ -35,6 +35,12 @@ pub struct Mux {
     frontend_blocked: bool,
     /// Free space every lossless sink needs before a blocked frontend is woken.
     wake_threshold: usize,
+    /// Coalescing window of [`Mux::write_at`] (0: off).
+    coalesce: u64,
+    /// When output last went to the sinks: a write-through by `write_at` or a flush.
+    last_out: Option<u64>,
+    /// When coalesced output must be flushed; `Some` while any is queued for it.
+    flush_at: Option<u64>,
 }
 
 impl Mux {
@@ -56,6 +62,9 @@ impl Mux {
             frontend_open: false,
             frontend_blocked: false,
             wake_threshold: (cap / 2).max(1),
+            coalesce: config.coalesce_ns,
+            last_out: None,
+            flush_at: None,
         };
         if connected > 0 {
             mux.frontend_open = true;
@@ -93,8 +102,94 @@ impl Mux {
     /// Output from the frontend. Returns how many leading bytes of `data` were
     /// accepted; every accepted byte goes (or is queued) to every open sink.
     /// `Err(WouldBlock)` means nothing was accepted; [`Io::frontend_writable`]
-    /// will be called when writing may succeed again.
+    /// will be called when writing may succeed again. Output that
+    /// [`Mux::write_at`] coalesced is flushed first.
     pub fn write(&mut self, io: &mut impl Io, data: &[u8]) -> Result<usize, WouldBlock> {
+        self.flush_deferred(io);
+        self.write_now(io, data)
+    }
+
+    /// Like [`Mux::write`], but coalesces: `now` is the caller's monotonic
+    /// clock (nanoseconds by convention). Output that follows other output
+    /// within the configured window is queued instead of written, and
+    /// [`Mux::flush_deadline`] says when the caller must call [`Mux::flush`];
+    /// the first output after a quiet window (a keystroke's echo) is written
+    /// at once. No byte waits longer than the window, order is kept on every
+    /// sink, and `block`/`drop` apply as with [`Mux::write`]: when a queue
+    /// has no room for `data`, the coalesced output is flushed first.
+    /// With a window of 0 this is [`Mux::write`].
+    pub fn write_at(
+        &mut self,
+        io: &mut impl Io,
+        data: &[u8],
+        now: u64,
+    ) -> Result<usize, WouldBlock> {
+        if self.coalesce == 0 {
+            return self.write(io, data);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let last = match (self.flush_at, self.last_out) {
+            (None, Some(last)) if now.saturating_sub(last) < self.coalesce => last,
+            (None, _) => {
+                // Quiet for a whole window: out at once.
+                self.last_out = Some(now);
+                return self.write_now(io, data);
+            }
+            (Some(_), last) => last.unwrap_or(now),
+        };
+        let fits = self
+            .sinks
+            .iter()
+            .all(|s| !s.is_open() || s.queue.free() >= data.len());
+        if !fits {
+            if self.flush_at.is_some() {
+                self.flush(io, now);
+            }
+            return self.write_now(io, data);
+        }
+        self.flush_at
+            .get_or_insert(last.min(now).saturating_add(self.coalesce));
+        if self.history.capacity() > 0 {
+            self.history.push_overwrite(data);
+        }
+        for s in self.sinks.iter_mut().filter(|s| s.is_open()) {
+            s.defer(data);
+        }
+        Ok(data.len())
+    }
+
+    /// When coalesced output must be flushed with [`Mux::flush`] (in the
+    /// clock of [`Mux::write_at`]), or `None` when nothing waits.
+    pub fn flush_deadline(&self) -> Option<u64> {
+        self.flush_at
+    }
+
+    /// Writes coalesced output to every open sink that is not pushing back
+    /// (those drain through [`Mux::sink_writable`]). Call it at
+    /// [`Mux::flush_deadline`] or whenever output must go out now (before the
+    /// multiplexer is freed); calling it with nothing queued does nothing.
+    pub fn flush(&mut self, io: &mut impl Io, now: u64) {
+        if self.flush_at.is_some() {
+            self.last_out = Some(now);
+            self.flush_deferred(io);
+        }
+    }
+
+    fn flush_deferred(&mut self, io: &mut impl Io) {
+        if self.flush_at.take().is_none() {
+            return;
+        }
+        for (i, s) in self.sinks.iter_mut().enumerate() {
+            if s.is_open() && !s.is_watching() {
+                s.flush(io, i);
+            }
+        }
+        self.wake_frontend_if_ready(io);
+    }
+
+    fn write_now(&mut self, io: &mut impl Io, data: &[u8]) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
         }

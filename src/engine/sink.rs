@@ -66,6 +66,22 @@ impl Sink {
         self.set_watch(io, index, true);
     }
 
+    /// Queues `data` for an open sink without writing it (coalescing): the
+    /// caller checked that the queue has room for all of it.
+    pub(crate) fn defer(&mut self, data: &[u8]) {
+        self.stats.offered += data.len() as u64;
+        match self.stats.overflow {
+            Overflow::Block => self.queue.push(data),
+            Overflow::Drop => self.stats.dropped += self.queue.push_overwrite(data) as u64,
+        }
+        self.note_queue_len();
+    }
+
+    /// Whether the caller watches this sink for writability (it pushed back).
+    pub(crate) fn is_watching(&self) -> bool {
+        self.watching
+    }
+
     /// Queues replayed history for a sink that just opened (its queue is empty).
     pub(crate) fn queue_replay(&mut self, history: (&[u8], &[u8])) {
         let n = history.0.len() + history.1.len();

@@ -12,10 +12,12 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+pub mod coalesce;
 pub mod fd;
 pub mod mux;
 pub mod result;
 
+pub use coalesce::*;
 pub use fd::*;
 pub use mux::*;
 pub use result::*;

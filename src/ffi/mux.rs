@@ -9,7 +9,8 @@ use super::boundary::{guard, try_ffi};
 use super::result::cmx_result;
 use crate::engine::{
     Config, ConfigError, FrontendEvent, Io, Mux, Overflow, SinkConfig, SinkEvent, SinkState,
-    SinkStats, WriteOutcome, DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, MAX_SINKS,
+    SinkStats, WriteOutcome, DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS, MAX_QUEUE_CAPACITY,
+    MAX_SINKS,
 };
 
 /// Most sinks one multiplexer serves.
@@ -21,7 +22,13 @@ pub const CMX_INPUT_DISCARD_CHUNK: usize = 4096;
 pub const CMX_DEFAULT_QUEUE_CAPACITY: usize = 65536;
 /// The largest queue (and replay) capacity accepted (64 MiB).
 pub const CMX_MAX_QUEUE_CAPACITY: usize = 67108864;
+/// The coalescing window to use when the user gave none (1 ms): below what a
+/// person notices, and at a 16550's 0.2-2 MiB/s some 200-2000 bytes per write.
+pub const CMX_DEFAULT_COALESCE_NS: u64 = 1000000;
+/// The longest coalescing window accepted (100 ms).
+pub const CMX_MAX_COALESCE_NS: u64 = 100000000;
 const_assert_eq!(CMX_MAX_SINKS, MAX_SINKS);
+const_assert_eq!(CMX_MAX_COALESCE_NS, MAX_COALESCE_NS);
 const_assert_eq!(CMX_INPUT_DISCARD_CHUNK, crate::engine::DISCARD_CHUNK);
 const_assert_eq!(CMX_DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY);
 const_assert_eq!(CMX_MAX_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY);
@@ -97,6 +104,10 @@ pub struct cmx_mux_config {
     /// Bytes of recent output replayed to a sink when it opens; 0 turns replay
     /// off; at most `queue_capacity`.
     pub replay_capacity: usize,
+    /// Coalescing window of `cmx_mux_write_at()`, in the units of its `now`
+    /// (nanoseconds by convention): 0 (off) to `CMX_MAX_COALESCE_NS`.
+    /// `cmx_mux_write()` never coalesces.
+    pub coalesce_ns: u64,
 }
 
 /// Writes `len` bytes (never 0) at `data` to sink `sink`. Returns how many
@@ -181,12 +192,12 @@ pub struct cmx_mux {
     inner: UnsafeCell<Inner>,
 }
 
-struct Inner {
-    engine: Mux,
-    io: CallbackIo,
+pub(super) struct Inner {
+    pub(super) engine: Mux,
+    pub(super) io: CallbackIo,
 }
 
-struct CallbackIo {
+pub(super) struct CallbackIo {
     write: unsafe extern "C" fn(*mut c_void, usize, *const u8, usize) -> isize,
     cb: cmx_callbacks,
     opaque: *mut c_void,
@@ -263,7 +274,10 @@ impl Io for CallbackIo {
 ///
 /// # Safety
 /// `mux` is NULL or a pointer returned by `cmx_mux_new()` and not yet freed.
-unsafe fn with_mux(mux: *const cmx_mux, f: impl FnOnce(&mut Inner) -> cmx_result) -> cmx_result {
+pub(super) unsafe fn with_mux(
+    mux: *const cmx_mux,
+    f: impl FnOnce(&mut Inner) -> cmx_result,
+) -> cmx_result {
     // SAFETY: per this function's contract the pointer is NULL or live; only
     // shared access is taken here (the flags are Cells).
     let Some(m) = (unsafe { mux.as_ref() }) else {
@@ -287,7 +301,7 @@ unsafe fn with_mux(mux: *const cmx_mux, f: impl FnOnce(&mut Inner) -> cmx_result
 }
 
 /// Writes through `out` if it is not NULL-checked already.
-fn put<T>(out: *mut T, value: T) {
+pub(super) fn put<T>(out: *mut T, value: T) {
     // SAFETY: every caller checked `out` for NULL; the C caller guarantees it
     // points to writable memory for a `T`.
     unsafe { out.write(value) }
@@ -327,6 +341,7 @@ fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
         input,
         queue_capacity: config.queue_capacity,
         replay_capacity: config.replay_capacity,
+        coalesce_ns: config.coalesce_ns,
     };
     cfg.validate().map_err(config_error)?;
     Ok(cfg)
@@ -341,6 +356,7 @@ fn config_error(e: ConfigError) -> cmx_result {
         ConfigError::ZeroQueueCapacity => cmx_result::ConfigZeroQueue,
         ConfigError::QueueCapacityTooLarge(_) => cmx_result::ConfigQueueTooLarge,
         ConfigError::ReplayTooLarge { .. } => cmx_result::ConfigReplayTooLarge,
+        ConfigError::CoalesceTooLong(_) => cmx_result::ConfigCoalesceTooLong,
     }
 }
 
@@ -437,6 +453,21 @@ pub unsafe extern "C" fn cmx_mux_write(
     len: usize,
     accepted: *mut usize,
 ) -> cmx_result {
+    // SAFETY: the same contract as this function's.
+    unsafe { write_impl(mux, data, len, accepted, None) }
+}
+
+/// `cmx_mux_write()` (`now` None) or `cmx_mux_write_at()`.
+///
+/// # Safety
+/// As for `cmx_mux_write()`.
+pub(super) unsafe fn write_impl(
+    mux: *mut cmx_mux,
+    data: *const u8,
+    len: usize,
+    accepted: *mut usize,
+    now: Option<u64>,
+) -> cmx_result {
     if accepted.is_null() || (data.is_null() && len > 0) {
         return cmx_result::NullParameter;
     }
@@ -449,12 +480,18 @@ pub unsafe extern "C" fn cmx_mux_write(
     };
     // SAFETY: `mux` is NULL or live per the contract.
     unsafe {
-        with_mux(mux, |m| match m.engine.write(&mut m.io, data) {
-            Ok(n) => {
-                put(accepted, n);
-                cmx_result::Ok
+        with_mux(mux, |m| {
+            let r = match now {
+                None => m.engine.write(&mut m.io, data),
+                Some(now) => m.engine.write_at(&mut m.io, data, now),
+            };
+            match r {
+                Ok(n) => {
+                    put(accepted, n);
+                    cmx_result::Ok
+                }
+                Err(_) => cmx_result::WouldBlock,
             }
-            Err(_) => cmx_result::WouldBlock,
         })
     }
 }

@@ -40,12 +40,14 @@ pub enum cmx_result {
     ConfigNoWriteCallback = 107,
     /// The `sink_watch` callback is NULL (without it a queued sink never drains).
     ConfigNoWatchCallback = 108,
+    /// The coalescing window is longer than `CMX_MAX_COALESCE_NS`.
+    ConfigCoalesceTooLong = 109,
 }
 
 impl cmx_result {
     /// Every code, for tests and for callers that want to list them.
     /// cbindgen:ignore
-    pub const ALL: [cmx_result; 16] = [
+    pub const ALL: [cmx_result; 17] = [
         cmx_result::Ok,
         cmx_result::NullParameter,
         cmx_result::Panic,
@@ -62,6 +64,7 @@ impl cmx_result {
         cmx_result::ConfigUnknownOverflow,
         cmx_result::ConfigNoWriteCallback,
         cmx_result::ConfigNoWatchCallback,
+        cmx_result::ConfigCoalesceTooLong,
     ];
 
     /// A one-line English description, NUL-terminated.
@@ -89,6 +92,9 @@ impl cmx_result {
             cmx_result::ConfigUnknownOverflow => c"unknown overflow policy (use block or drop)",
             cmx_result::ConfigNoWriteCallback => c"the sink_write callback is NULL",
             cmx_result::ConfigNoWatchCallback => c"the sink_watch callback is NULL",
+            cmx_result::ConfigCoalesceTooLong => {
+                c"coalescing window is longer than the maximum (100 ms)"
+            }
         }
     }
 }

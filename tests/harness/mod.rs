@@ -519,6 +519,7 @@ pub struct Cfg {
     pub sinks: Vec<cmx_sink_config>,
     pub queue_capacity: usize,
     pub replay_capacity: usize,
+    pub coalesce_ns: u64,
 }
 
 impl Cfg {
@@ -527,6 +528,7 @@ impl Cfg {
             sinks: sinks.to_vec(),
             queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
             replay_capacity: 0,
+            coalesce_ns: 0,
         }
     }
 
@@ -537,6 +539,11 @@ impl Cfg {
 
     pub fn replay(mut self, n: usize) -> Cfg {
         self.replay_capacity = n;
+        self
+    }
+
+    pub fn coalesce(mut self, ns: u64) -> Cfg {
+        self.coalesce_ns = ns;
         self
     }
 
@@ -551,6 +558,7 @@ impl Cfg {
             n_sinks: self.sinks.len(),
             queue_capacity: self.queue_capacity,
             replay_capacity: self.replay_capacity,
+            coalesce_ns: self.coalesce_ns,
         }
     }
 }
@@ -601,6 +609,30 @@ impl Mux {
         // SAFETY: live mux, valid buffers.
         let r = unsafe { cmx_mux_write(self.raw, data.as_ptr(), data.len(), &mut acc) };
         (r, acc)
+    }
+
+    pub fn write_at(&mut self, data: &[u8], now: u64) -> (cmx_result, usize) {
+        let mut acc = usize::MAX;
+        // SAFETY: live mux, valid buffers.
+        let r = unsafe { cmx_mux_write_at(self.raw, data.as_ptr(), data.len(), now, &mut acc) };
+        (r, acc)
+    }
+
+    /// `cmx_mux_flush_deadline()`: when held output must be flushed, if any.
+    pub fn flush_deadline(&self) -> Option<u64> {
+        let (mut pending, mut at) = (true, u64::MAX);
+        // SAFETY: live mux, writable outs.
+        let r = unsafe { cmx_mux_flush_deadline(self.raw, &mut pending, &mut at) };
+        assert_eq!(r, cmx_result::Ok);
+        if !pending {
+            assert_eq!(at, 0, "no deadline pending, but *deadline is {at}");
+        }
+        pending.then_some(at)
+    }
+
+    pub fn flush(&mut self, now: u64) {
+        // SAFETY: live mux.
+        assert_eq!(unsafe { cmx_mux_flush(self.raw, now) }, cmx_result::Ok);
     }
 
     pub fn write_room(&self) -> usize {

@@ -4,7 +4,11 @@
 //! exactly what was offered to it, the rest queued; each `Drop` sink has
 //! received an in-order subsequence; `offered == delivered + queued + dropped`;
 //! "would block" only when an open `Block` sink's queue is full; the frontend's
-//! OPENED/CLOSED state follows the sinks. At the end, once every sink drains,
+//! OPENED/CLOSED state follows the sinks. With a coalescing window, writes go
+//! through [`Mux::write_at`] on a scripted clock whose timer fires at
+//! [`Mux::flush_deadline`]: output after a quiet window is written at once,
+//! no byte waits longer than the window, and queued bytes in a sink that is
+//! not pushing back always have a deadline. At the end, once every sink drains,
 //! `Block` sinks hold the whole stream, `Drop` sinks end with its newest bytes,
 //! and a frontend that was turned away has been told it may write again.
 
@@ -14,7 +18,14 @@ use crate::engine::*;
 /// One step of a scripted run.
 #[derive(Clone, Debug)]
 pub enum Op {
+    /// The frontend writes this many bytes ([`Mux::write_at`] at the clock).
     Write(usize),
+    /// The frontend writes through [`Mux::write`], which never coalesces.
+    WriteNow(usize),
+    /// The clock moves on; the flush timer fires if its deadline passed.
+    Advance(u64),
+    /// The caller flushes early (as before freeing the multiplexer).
+    Flush,
     Behave(usize, Behaviour),
     Writable(usize),
     Open(usize),
@@ -44,6 +55,12 @@ pub struct Model {
     conns: Vec<Conn>,
     waiting: bool,
     woken_seen: usize,
+    coalesce: u64,
+    now: u64,
+    /// When output last went out at once or by a flush.
+    last_out: Option<u64>,
+    /// When the pending flush deadline was set.
+    deferred_since: Option<u64>,
 }
 
 fn is_subsequence(small: &[u8], big: &[u8]) -> bool {
@@ -56,6 +73,7 @@ impl Model {
     pub fn new(config: Config) -> Model {
         let n = config.sinks.len();
         let (cap, replay) = (config.queue_capacity, config.replay_capacity);
+        let coalesce = config.coalesce_ns;
         let mut io = ScriptIo::new(n);
         let mux = Mux::new(config, &mut io).expect("valid configuration");
         let model = Model {
@@ -68,6 +86,10 @@ impl Model {
             conns: (0..n).map(|_| Conn::default()).collect(),
             waiting: false,
             woken_seen: 0,
+            coalesce,
+            now: 0,
+            last_out: None,
+            deferred_since: None,
         };
         model.check();
         model
@@ -81,13 +103,23 @@ impl Model {
     pub fn step(&mut self, op: Op) {
         let n = self.n;
         match op {
-            Op::Write(len) => {
+            Op::Write(len) | Op::WriteNow(len) => {
+                let coalescing = matches!(op, Op::Write(_)) && self.coalesce > 0;
+                let pending = self.mux.flush_deadline().is_some();
+                let idle = !pending
+                    && self
+                        .last_out
+                        .map_or(true, |t| self.now.saturating_sub(t) >= self.coalesce);
                 let room = self.mux.write_room();
                 let open: Vec<bool> = (0..n)
                     .map(|i| self.stats(i).state == SinkState::Open)
                     .collect();
                 let data = stream(self.accepted.len(), len);
-                match self.mux.write(&mut self.io, &data) {
+                let r = match op {
+                    Op::Write(_) => self.mux.write_at(&mut self.io, &data, self.now),
+                    _ => self.mux.write(&mut self.io, &data),
+                };
+                match r {
                     Err(WouldBlock) => {
                         assert_eq!(room, 0);
                         assert!((0..n).any(|i| {
@@ -99,7 +131,12 @@ impl Model {
                         self.waiting = true;
                     }
                     Ok(k) => {
-                        assert_eq!(k, len.min(room));
+                        if pending {
+                            // A flush may have made room first.
+                            assert!(k >= len.min(room) && k <= len);
+                        } else {
+                            assert_eq!(k, len.min(room));
+                        }
                         let data = &data[..k];
                         self.accepted.extend_from_slice(data);
                         for i in (0..n).filter(|&i| open[i]) {
@@ -107,7 +144,34 @@ impl Model {
                         }
                     }
                 }
+                if !coalescing {
+                    assert_eq!(
+                        self.mux.flush_deadline(),
+                        None,
+                        "plain write left a deadline"
+                    );
+                } else if idle {
+                    assert_eq!(
+                        self.mux.flush_deadline(),
+                        None,
+                        "quiet-window write was held"
+                    );
+                    self.last_out = Some(self.now);
+                } else if pending && self.mux.flush_deadline().is_none() {
+                    // It did not fit in a queue: the held output went out first.
+                    self.last_out = Some(self.now);
+                }
+                if !pending && self.mux.flush_deadline().is_some() {
+                    self.deferred_since = Some(self.now);
+                }
             }
+            Op::Advance(dt) => {
+                self.now += dt;
+                if self.mux.flush_deadline().is_some_and(|d| d <= self.now) {
+                    self.flush();
+                }
+            }
+            Op::Flush => self.flush(),
             Op::Behave(i, b) => self.io.behaviour[i % n] = b,
             Op::Writable(i) => self.mux.sink_writable(&mut self.io, i % n).unwrap(),
             Op::Open(i) => {
@@ -169,8 +233,29 @@ impl Model {
         self.check();
     }
 
+    fn flush(&mut self) {
+        let pending = self.mux.flush_deadline().is_some();
+        self.mux.flush(&mut self.io, self.now);
+        assert_eq!(self.mux.flush_deadline(), None);
+        if pending {
+            self.last_out = Some(self.now);
+        }
+        self.deferred_since = None;
+    }
+
     /// Checks the invariants that hold after every step.
     pub fn check(&self) {
+        let deadline = self.mux.flush_deadline();
+        if let Some(d) = deadline {
+            let since = self
+                .deferred_since
+                .expect("a deadline without a deferred write");
+            assert!(
+                d <= since + self.coalesce,
+                "output held longer than the window"
+            );
+            assert!(d >= self.now, "the timer missed the deadline");
+        }
         let mut connected = false;
         for i in 0..self.n {
             let st = self.stats(i);
@@ -187,7 +272,14 @@ impl Model {
                 continue;
             }
             assert_eq!(st.delivered - conn.delivered0, got.len() as u64, "sink {i}");
-            assert_eq!(self.io.watching[i], st.queued > 0, "sink {i} watch");
+            if self.io.watching[i] {
+                assert!(st.queued > 0, "sink {i} watched with an empty queue");
+            } else if st.queued > 0 {
+                assert!(
+                    deadline.is_some(),
+                    "sink {i}: queued bytes nobody will flush"
+                );
+            }
             match (st.state, st.overflow) {
                 (SinkState::Open, Overflow::Block) => {
                     assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
@@ -206,6 +298,9 @@ impl Model {
 
     /// Lets every sink drain and checks the end-of-run promises.
     pub fn drain(&mut self) {
+        if let Some(d) = self.mux.flush_deadline() {
+            self.step(Op::Advance(d - self.now));
+        }
         self.io
             .behaviour
             .iter_mut()

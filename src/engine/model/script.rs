@@ -22,6 +22,8 @@ pub struct ScriptIo {
     /// What each sink received since the test last cleared it.
     pub received: Vec<Vec<u8>>,
     pub watching: Vec<bool>,
+    /// How many write calls each sink got (including refused ones).
+    pub writes: Vec<usize>,
     pub frontend_writable: usize,
     pub input: Vec<u8>,
     pub events: Vec<FrontendEvent>,
@@ -33,6 +35,7 @@ impl ScriptIo {
             behaviour: vec![Behaviour::Open; n],
             received: vec![Vec::new(); n],
             watching: vec![false; n],
+            writes: vec![0; n],
             frontend_writable: 0,
             input: Vec::new(),
             events: Vec::new(),
@@ -43,6 +46,7 @@ impl ScriptIo {
 impl Io for ScriptIo {
     fn write(&mut self, sink: usize, data: &[u8]) -> WriteOutcome {
         assert!(!data.is_empty(), "engine wrote an empty buffer");
+        self.writes[sink] += 1;
         let n = match self.behaviour[sink] {
             Behaviour::Open => data.len(),
             Behaviour::Stalled | Behaviour::Partial(0) => return WriteOutcome::WouldBlock,

@@ -19,6 +19,9 @@ fn op() -> impl Strategy<Value = Op> {
     let sink = 0usize..MAX_SINKS;
     prop_oneof![
         6 => (1usize..40).prop_map(Op::Write),
+        1 => (1usize..40).prop_map(Op::WriteNow),
+        3 => (0u64..25).prop_map(Op::Advance),
+        1 => Just(Op::Flush),
         3 => (sink.clone(), behaviour()).prop_map(|(s, b)| Op::Behave(s, b)),
         4 => sink.clone().prop_map(Op::Writable),
         1 => sink.clone().prop_map(Op::Open),
@@ -38,6 +41,7 @@ proptest! {
         cap in 1usize..48,
         replay_pct in 0usize..=100,
         input in proptest::option::of(0usize..MAX_SINKS),
+        coalesce in prop_oneof![Just(0u64), 1u64..20],
         ops in proptest::collection::vec(op(), 0..160),
     ) {
         let replay = cap * replay_pct / 100;
@@ -49,6 +53,7 @@ proptest! {
             input: input.map(|i| i % n),
             queue_capacity: cap,
             replay_capacity: replay,
+            coalesce_ns: coalesce,
         };
         let mut model = Model::new(config);
         for op in ops {

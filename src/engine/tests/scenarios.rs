@@ -15,6 +15,7 @@ fn config(policies: &[Overflow], cap: usize) -> Config {
         input: Some(policies.len() - 1),
         queue_capacity: cap,
         replay_capacity: 0,
+        coalesce_ns: 0,
     }
 }
 
