@@ -13,7 +13,7 @@ throughput  guest-to-log MiB/s and QEMU CPU-s/MiB for a ~1 MiB stream, every
             viewer reading; each log checked byte for byte
 stall       a viewer asks for the 3.4 MB 'L' stream and stops reading (also:
             no viewer, a reading viewer, a viewer that resumes); log size
-            sampled every 0.25 s
+            sampled every 0.05 s
 echo        1000 keystrokes one at a time through a telnet viewer
 syscalls    system calls per streamed byte on all QEMU threads (perf stat on
             the syscall tracepoints, or strace -c -f)
@@ -43,12 +43,13 @@ import qemu as q  # noqa: E402
 import report  # noqa: E402
 import runs  # noqa: E402
 
-THROUGHPUT = ["file", "hub", "socket+logfile", "multiplex", "multiplex fdset-pipe",
-              "multiplex x8", "multiplex ringbuf"]
+THROUGHPUT = ["file", "hub", "socket+logfile", "multiplex", "multiplex nocoalesce",
+              "multiplex fdset-pipe", "multiplex x8", "multiplex ringbuf"]
 STALL = [("hub", "stalled"), ("socket+logfile", "stalled"), ("multiplex drop", "stalled"),
+         ("multiplex drop nocoalesce", "stalled"),
          ("multiplex", "leaves"), ("multiplex drop", "reads"),
          ("hub", "resumes"), ("socket+logfile", "resumes")]
-ECHO = ["multiplex", "hub", "socket"]
+ECHO = ["multiplex", "multiplex nocoalesce", "hub", "socket"]
 
 LABELS = {
     "file": "file",
@@ -56,12 +57,14 @@ LABELS = {
     "socket+logfile": "socket,logfile= (viewer)",
     "socket": "socket (viewer)",
     "multiplex": "multiplex (file + viewer)",
+    "multiplex nocoalesce": "multiplex (file + viewer), coalesce-us=0",
     "multiplex fdset-pipe": "multiplex (fdset pipe + viewer)",
     "multiplex x8": "multiplex x8 (4 files + 4 viewers)",
     "multiplex ringbuf": "multiplex (ringbuf, viewer left): no syscall/byte",
     "hub|stalled": "hub, stalled viewer",
     "socket+logfile|stalled": "socket,logfile=, stalled viewer",
     "multiplex drop|stalled": "multiplex drop, stalled viewer",
+    "multiplex drop nocoalesce|stalled": "multiplex drop, coalesce-us=0, stalled viewer",
     "multiplex|leaves": "multiplex, no viewer",
     "multiplex drop|reads": "multiplex drop, reading viewer",
     "hub|resumes": "hub, viewer reads again after a 5 s stall",

@@ -255,8 +255,17 @@ def rig_multiplex(rig, extra=""):
     multiplex(rig, ["log", "tcp"], extra)
 
 
-def rig_multiplex_drop(rig):
-    rig_multiplex(rig, ",muxB-overflow=drop")
+def rig_multiplex_nocoalesce(rig):
+    """Every byte written at once: what multiplex did before coalescing."""
+    rig_multiplex(rig, ",coalesce-us=0")
+
+
+def rig_multiplex_drop(rig, extra=""):
+    rig_multiplex(rig, ",muxB-overflow=drop" + extra)
+
+
+def rig_multiplex_drop_nocoalesce(rig):
+    rig_multiplex_drop(rig, ",coalesce-us=0")
 
 
 def rig_multiplex_fdset(rig):
@@ -292,7 +301,9 @@ RIGS = {
     "socket+logfile": rig_socket_logfile,
     "socket": rig_socket,
     "multiplex": rig_multiplex,
+    "multiplex nocoalesce": rig_multiplex_nocoalesce,
     "multiplex drop": rig_multiplex_drop,
+    "multiplex drop nocoalesce": rig_multiplex_drop_nocoalesce,
     "multiplex fdset-pipe": rig_multiplex_fdset,
     "multiplex x8": rig_multiplex_8,
     "multiplex ringbuf": rig_multiplex_ringbuf,

@@ -203,6 +203,7 @@ def _window(s, total, timeout, every=0.1):
 # ---- stalled viewer ------------------------------------------------------
 
 VIEWER_MODES = ("stalled", "resumes", "leaves", "reads")
+SAMPLE_S = 0.05  # seconds between log size samples of a stall run
 
 
 def stalled(rig_name, mode, guest, tmp, max_s=60.0, idle_s=10.0, resume_after=5.0):
@@ -211,7 +212,7 @@ def stalled(rig_name, mode, guest, tmp, max_s=60.0, idle_s=10.0, resume_after=5.
     - 'resumes': starts reading once the log did not grow for resume_after s;
     - 'leaves': disconnects at once (no viewer);
     - 'reads': reads all the time.
-    Samples the log size every 0.25 s until END is in the log, max_s passed,
+    Samples the log size every SAMPLE_S until END is in the log, max_s passed,
     or the log did not grow for idle_s."""
     assert mode in VIEWER_MODES, mode
     with Session(rig_name, guest, tmp) as s:
@@ -250,11 +251,12 @@ def _tail_rate(samples, total, fraction=0.1):
     is full by then: the kernel buffers ~2.85 MB of the 3.4 MB)."""
     t0, n0 = next((t, n) for t, n in samples if n >= total * (1 - fraction))
     t1, n1 = samples[-1]
-    return (n1 - n0) / MIB / (t1 - t0) if t1 > t0 else None
+    # Too few samples in a fast run to tell: leave it out.
+    return (n1 - n0) / MIB / (t1 - t0) if t1 - t0 >= 4 * SAMPLE_S else None
 
 
 def _sample_log(s, want, t0, max_s, idle_s, resume, resume_after):
-    """[(t, log bytes)] every 0.25 s, the time END reached the log (or None),
+    """[(t, log bytes)] every SAMPLE_S, the time END reached the log (or None),
     and the time `resume` was called (or None)."""
     samples, next_sample, last_growth, last_size, t_resumed = [], 0.0, 0.0, -1, None
     while True:
@@ -265,7 +267,7 @@ def _sample_log(s, want, t0, max_s, idle_s, resume, resume_after):
             return samples, t, t_resumed
         if t >= next_sample:
             samples.append((t, size))
-            next_sample += 0.25
+            next_sample += SAMPLE_S
         if size != last_size:
             last_size, last_growth = size, t
         if resume and t_resumed is None and t - last_growth >= resume_after:

@@ -1,6 +1,6 @@
 //! The multiplexer: one frontend, up to [`MAX_SINKS`](super::MAX_SINKS) sinks.
 
-use super::config::{Config, ConfigError};
+use super::config::{Config, ConfigError, Overflow};
 use super::io::{FrontendEvent, Io, SinkEvent};
 use super::queue::ByteQueue;
 use super::sink::Sink;
@@ -113,8 +113,9 @@ impl Mux {
     /// clock (nanoseconds by convention). Output that follows other output
     /// within the configured window is queued instead of written, and
     /// [`Mux::flush_deadline`] says when the caller must call [`Mux::flush`];
-    /// the first output after a quiet window (a keystroke's echo) is written
-    /// at once. No byte waits longer than the window, order is kept on every
+    /// the first output after a quiet window, or after input from the input
+    /// source (a keystroke's echo), is written at once, and input flushes
+    /// what is held. No byte waits longer than the window, order is kept on every
     /// sink, and `block`/`drop` apply as with [`Mux::write`]: when a queue
     /// has no room for `data`, the coalesced output is flushed first.
     /// With a window of 0 this is [`Mux::write`].
@@ -139,10 +140,13 @@ impl Mux {
             }
             (Some(_), last) => last.unwrap_or(now),
         };
-        let fits = self
-            .sinks
-            .iter()
-            .all(|s| !s.is_open() || s.queue.free() >= data.len());
+        // Held output must fit in every queue, except that of a `drop` sink
+        // that is pushing back: it drops its oldest bytes, as it would anyway.
+        let fits = self.sinks.iter().all(|s| {
+            !s.is_open()
+                || s.queue.free() >= data.len()
+                || (s.stats.overflow == Overflow::Drop && s.is_watching())
+        });
         if !fits {
             if self.flush_at.is_some() {
                 self.flush(io, now);
@@ -308,6 +312,9 @@ impl Mux {
         if n > 0 {
             s.stats.input_forwarded += n as u64;
             io.frontend_input(&data[..n]);
+            // Someone is typing: show what is held, and write the echo at once.
+            self.flush_deferred(io);
+            self.last_out = None;
         }
         Ok(n)
     }

@@ -208,6 +208,11 @@ impl Model {
                 if self.mux.input_source() == Some(i) {
                     assert_eq!(used, len.min(room));
                     assert_eq!(&self.io.input[before..], &data[..used]);
+                    if used > 0 {
+                        // Typing flushes held output; the echo goes out at once.
+                        assert_eq!(self.mux.flush_deadline(), None);
+                        self.last_out = None;
+                    }
                 } else {
                     assert_eq!(used, len);
                     assert_eq!(self.io.input.len(), before);

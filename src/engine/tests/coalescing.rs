@@ -160,3 +160,38 @@ fn a_window_over_the_maximum_is_refused() {
     config.coalesce_ns = MAX_COALESCE_NS;
     assert_eq!(config.validate(), Ok(()));
 }
+
+#[test]
+fn input_flushes_held_output_and_its_echo_goes_out_at_once() {
+    let (mut m, mut io) = mux(&[Overflow::Block, Overflow::Drop], 64, MS);
+    assert_eq!(m.write_at(&mut io, b"$", 0), Ok(1));
+    assert_eq!(m.write_at(&mut io, b" ", 10 * US), Ok(1));
+    assert_eq!(io.received[0], b"$");
+    // A keystroke 20 us later: the prompt is flushed before it reaches the guest...
+    assert_eq!(m.input(&mut io, 0, b"l", 16), Ok(1));
+    assert_eq!(io.received[0], b"$ ");
+    assert_eq!(m.flush_deadline(), None);
+    // ...and its echo, within the window of the last output, is not held.
+    assert_eq!(m.write_at(&mut io, b"l", 30 * US), Ok(1));
+    assert_eq!(io.received[0], b"$ l");
+    assert_eq!(io.received[1], b"$ l");
+    // Input from a sink that is not the input source changes nothing.
+    assert_eq!(m.write_at(&mut io, b"s", 40 * US), Ok(1));
+    assert_eq!(m.input(&mut io, 1, b"x", 16), Ok(1));
+    assert_eq!(io.received[0], b"$ l");
+    assert_eq!(m.flush_deadline(), Some(30 * US + MS));
+}
+
+#[test]
+fn a_full_drop_queue_behind_a_stalled_viewer_does_not_end_coalescing() {
+    let (mut m, mut io) = mux(&[Overflow::Block, Overflow::Drop], 1024, MS);
+    io.behaviour[1] = Behaviour::Stalled;
+    let data = stream(0, 4000);
+    let end = stream_bytes(&mut m, &mut io, &data, 4 * US);
+    m.flush(&mut io, end);
+    assert_eq!(io.received[0], data);
+    // The log still gets one write per window, though the viewer's queue is full.
+    assert!(io.writes[0] <= 18, "{} writes to the log", io.writes[0]);
+    let viewer = m.stats(1).unwrap();
+    assert_eq!((viewer.queued, viewer.dropped), (1024, 4000 - 1024));
+}

@@ -14,7 +14,9 @@ _start:
     mov     %ax, %ds
     mov     %ax, %es
     mov     %ax, %ss
-    mov     $0x7c00, %sp
+    /* The stack must not share a 4 KiB page with the code at 0x7c00:
+       under TCG every push would invalidate the translated code. */
+    mov     $0x7000, %sp
     ljmp    $0, $init
 init:
     cld
