@@ -293,13 +293,6 @@ def test_log_reader_dying_mid_stream_fails_only_the_log(dead_log_reader):
     assert_balanced(view)
 
 
-ERRNO_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "chardev/char-io.c io_channel_send_full() replaces every write error's errno "
-    "with EINVAL, so the multiplex records last-errno 22 for EPIPE/ENOSPC/EIO; "
-    "fix: keep the channel's errno there (see the report)"))
-
-
-@ERRNO_XFAIL
 def test_log_reader_dying_mid_stream_is_reported_as_epipe(dead_log_reader):
     assert dead_log_reader["stats"]["log"]["last-errno"] == errno.EPIPE
 
@@ -363,7 +356,6 @@ def test_file_backend_on_a_full_filesystem_fails_only_that_backend(full_disk):
         "open", 0, len(f["want"])), other
 
 
-@ERRNO_XFAIL
 def test_file_backend_on_a_full_filesystem_is_reported_as_enospc(full_disk):
     assert full_disk["stats"]["disk"]["last-errno"] == errno.ENOSPC
 
@@ -416,10 +408,6 @@ def test_monitor_output_to_a_full_disk_fails_only_that_backend(monitor_on_a_full
     assert (term["state"], term["dropped"], term["delivered"]) == ("open", 0, len(f["out"]))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chardev/char-io.c io_channel_send_full() returns -1 when a write fails "
-    "after part of the buffer was written, so the multiplex does not count "
-    "bytes that reached the file; fix: return the partial count (see the report)"))
 def test_monitor_output_to_a_full_disk_counts_what_reached_the_disk(monitor_on_a_full_disk):
     f = monitor_on_a_full_disk
     assert f["stats"]["disk"]["delivered"] == len(f["file"]), f["stats"]["disk"]
@@ -442,7 +430,6 @@ def test_dev_full_backend_fails_without_stopping_qemu():
     assert_balanced(st)
 
 
-@ERRNO_XFAIL
 def test_dev_full_backend_is_reported_as_enospc():
     assert dev_full_stats()["last-errno"] == errno.ENOSPC
 

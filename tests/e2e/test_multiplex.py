@@ -143,3 +143,32 @@ def test_replay_shows_a_late_viewer_recent_output(guest, replay):
         assert got == (q.BANNER + b"x" if replay else b"x")
         assert multiplex_stats(vm)["charserial0tcp"]["replayed"] == (len(q.BANNER)
                                                                       if replay else 0)
+
+
+@pytest.mark.parametrize("coalesce", [None, 0, 100000], ids=["default", "off", "max"])
+def test_every_coalescing_window_delivers_streams_and_echoes_exactly(guest, coalesce):
+    """coalesce-us: unset (1 ms), 0 (every byte at once) and 100 ms (the most)."""
+    log_end, qemu_end = socket.socketpair()
+    port = q.free_port()
+    fd = qemu_end.fileno()
+    opts = "" if coalesce is None else ",coalesce-us=%d" % coalesce
+    with log_end, q.Qemu(fdset_log_and_viewer(fd, port, opts), guest=guest,
+                         pass_fds=[fd]) as vm:
+        qemu_end.close()
+        log = q.Reader(log_end)
+        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+        with q.connect_tcp(port) as viewer:
+            view = q.Reader(viewer)
+            typed = b"echo"
+            for key in typed:
+                viewer.sendall(bytes([key]))
+                assert view.read_until(bytes([key]), timeout=30).endswith(bytes([key]))
+            viewer.sendall(q.stream_command(q.LINES_S))
+            want = q.expected_reply(q.LINES_S)
+            got = view.read_until(b"END\n", timeout=60)
+            assert got.endswith(want), q.first_difference(got[-len(want):], want)
+            got_log = log.read_exact(len(typed + want), timeout=60)
+            assert got_log == typed + want, q.first_difference(got_log, typed + want)
+        stats = multiplex_stats(vm)["charserial0file"]
+        total = len(q.BANNER + typed + want)
+        assert (stats["offered"], stats["delivered"], stats["queued"]) == (total, total, 0)
