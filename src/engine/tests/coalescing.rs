@@ -8,13 +8,7 @@ const US: u64 = 1_000;
 
 fn mux(policies: &[Overflow], cap: usize, coalesce: u64) -> (Mux, ScriptIo) {
     let config = Config {
-        sinks: policies
-            .iter()
-            .map(|&overflow| SinkConfig {
-                overflow,
-                open: true,
-            })
-            .collect(),
+        sinks: super::open_sinks(policies),
         input: Some(0),
         queue_capacity: cap,
         replay_capacity: 0,

@@ -5,13 +5,7 @@ use crate::engine::*;
 
 fn config(policies: &[Overflow], cap: usize) -> Config {
     Config {
-        sinks: policies
-            .iter()
-            .map(|&overflow| SinkConfig {
-                overflow,
-                open: true,
-            })
-            .collect(),
+        sinks: super::open_sinks(policies),
         input: Some(policies.len() - 1),
         queue_capacity: cap,
         replay_capacity: 0,
