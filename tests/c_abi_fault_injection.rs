@@ -476,21 +476,10 @@ impl Drop for Tmpfs {
 }
 
 fn open_file(path: &Path, extra: libc::c_int) -> OwnedFd {
-    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    // SAFETY: a valid path; the fd is adopted at once.
-    let fd = unsafe {
-        libc::open(
-            p.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NONBLOCK | extra,
-            0o600,
-        )
-    };
-    assert!(
-        fd >= 0,
-        "open {path:?}: {}",
-        std::io::Error::last_os_error()
-    );
-    own(fd)
+    open_raw(
+        path,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_NONBLOCK | extra,
+    )
 }
 
 #[test]

@@ -145,18 +145,6 @@ fn mkfifo(path: &Path) {
     assert_eq!(r, 0, "mkfifo: {}", std::io::Error::last_os_error());
 }
 
-fn open_raw(path: &Path, flags: i32) -> OwnedFd {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
-    assert!(
-        fd >= 0,
-        "open {path:?}: {}",
-        std::io::Error::last_os_error()
-    );
-    own(fd)
-}
-
 #[test]
 fn dup_flags_never_truncates_a_fifo() {
     let _g = lock();

@@ -58,6 +58,19 @@ pub fn own(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// `open(2)` with `flags | O_CLOEXEC` and mode 0600; panics with the path and errno on failure.
+pub fn open_raw(path: &std::path::Path, flags: i32) -> OwnedFd {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path; the fd is adopted at once.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+    assert!(
+        fd >= 0,
+        "open {path:?}: {}",
+        std::io::Error::last_os_error()
+    );
+    own(fd)
+}
+
 /// A connected `AF_UNIX` stream socketpair, close-on-exec, blocking.
 pub fn socketpair() -> (OwnedFd, OwnedFd) {
     let mut fds = [-1; 2];
