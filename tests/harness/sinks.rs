@@ -1,0 +1,33 @@
+//! Sink configurations and the stats invariant.
+
+use super::*;
+
+/// `offered == delivered + queued + dropped`, as documented.
+#[track_caller]
+pub fn assert_balanced(what: &str, st: &cmx_sink_stats) {
+    assert_eq!(
+        st.offered,
+        st.delivered + st.queued + st.dropped,
+        "{what}: offered != delivered + queued + dropped in {st:?}"
+    );
+}
+
+pub const OPEN: u32 = cmx_sink_state::Open as u32;
+pub const CLOSED: u32 = cmx_sink_state::Closed as u32;
+pub const FAILED: u32 = cmx_sink_state::Failed as u32;
+
+pub fn sink(overflow: cmx_overflow, open: bool, input: bool) -> cmx_sink_config {
+    cmx_sink_config {
+        overflow: overflow as u32,
+        open,
+        input,
+    }
+}
+
+pub fn block() -> cmx_sink_config {
+    sink(cmx_overflow::Block, true, false)
+}
+
+pub fn drop_sink() -> cmx_sink_config {
+    sink(cmx_overflow::Drop, true, false)
+}
