@@ -11,6 +11,7 @@ In every case the lossless (block) log gets the byte-exact stream, QEMU keeps
 running, and the counters add up (offered == delivered + queued + dropped).
 """
 
+import contextlib
 import errno
 import os
 import shutil
@@ -299,18 +300,28 @@ def test_log_reader_dying_mid_stream_is_reported_as_epipe(dead_log_reader):
 
 # ---- (c) a file backend on a full filesystem ---------------------------------
 
+@contextlib.contextmanager
+def mounted_tmpfs(tmp_path_factory, size):
+    """A tmpfs of `size` (mount's spelling, e.g. "64k"), lazily unmounted
+    afterwards; skips the test when it cannot be mounted."""
+    mnt = tmp_path_factory.mktemp("tmpfs" + size)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a %s tmpfs (needs root or CAP_SYS_ADMIN): %s"
+                    % (size, r.stderr.strip()))
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
 @pytest.fixture(scope="module")
 def full_disk(guest, tmp_path_factory):
     """muxA: a `file` chardev on a 64 KiB tmpfs (block); muxB: a socketpair
     (block, the input) that asks for a 104 KB stream."""
-    mnt = tmp_path_factory.mktemp("tmpfs")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a 64 KiB tmpfs (needs root or CAP_SYS_ADMIN): %s"
-                    % r.stderr.strip())
     facts = {}
-    try:
+    with mounted_tmpfs(tmp_path_factory, "64k") as mnt:
         path = mnt / "console.log"
         sock_end, qemu_end = socket.socketpair()
         args = ["-chardev", "file,id=disk,path=%s" % path,
@@ -332,8 +343,6 @@ def full_disk(guest, tmp_path_factory):
             facts["alive"] = vm.proc.poll() is None
             facts["status"] = vm.cmd("query-status")["status"]
             facts["log"] = vm.log()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
     return facts
 
 
@@ -365,13 +374,8 @@ def monitor_on_a_full_disk(tmp_path_factory):
     """The HMP monitor on a multiplex: muxA a `file` on a 4 KiB tmpfs, muxB a
     socketpair (the input). The monitor writes whole lines and tables, so
     the write that fills the disk is cut short before it fails."""
-    mnt = tmp_path_factory.mktemp("tmpfs4k")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs: %s" % r.stderr.strip())
     facts = {}
-    try:
+    with mounted_tmpfs(tmp_path_factory, "4k") as mnt:
         path = mnt / "monitor.log"
         sock_end, qemu_end = socket.socketpair()
         args = ["-chardev", "file,id=disk,path=%s" % path,
@@ -390,8 +394,6 @@ def monitor_on_a_full_disk(tmp_path_factory):
             facts["stats"] = multiplex_stats(vm, "mon0")
             facts["alive"] = vm.proc.poll() is None
             facts["status"] = vm.cmd("query-status")["status"]
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
     return facts
 
 
