@@ -160,6 +160,21 @@ static void set_nonblock(int fd)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
+/* Two non-blocking pipes whose write ends are h's sinks 0 and 1. */
+static bool sink_pipes(Harness *h, int a[2], int b[2])
+{
+    if (pipe(a) || pipe(b)) {
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        set_nonblock(a[i]);
+        set_nonblock(b[i]);
+    }
+    h->sink_fd[0] = a[1];
+    h->sink_fd[1] = b[1];
+    return true;
+}
+
 /* Reads everything available from fd into buf at *len. */
 static void drain(int fd, char *buf, size_t cap, size_t *len)
 {
@@ -191,16 +206,10 @@ static void test_log_and_stalled_viewer(void)
         snprintf(stream + i, 10, "%08zx", i / 9);
         stream[i + 8] = '\n';
     }
-    if (pipe(log_pipe) || pipe(view_pipe)) {
+    if (!sink_pipes(&h, log_pipe, view_pipe)) {
         report(false, "pipes");
         return;
     }
-    for (int i = 0; i < 2; i++) {
-        set_nonblock(log_pipe[i]);
-        set_nonblock(view_pipe[i]);
-    }
-    h.sink_fd[0] = log_pipe[1];
-    h.sink_fd[1] = view_pipe[1];
     CHECK(cmx_mux_new(&cfg, &callbacks, &h, &mux) == CMX_RESULT_OK, "new");
     CHECK(h.n_events == 1 && h.events[0] == CMX_FRONTEND_EVENT_OPENED, "OPENED at creation");
 
@@ -345,16 +354,10 @@ static void test_coalesced_one_byte_writes(void)
     for (size_t i = 0; i < TOTAL; i++) {
         stream[i] = (char)(i * 7 + i / 251);
     }
-    if (pipe(a) || pipe(b)) {
+    if (!sink_pipes(&h, a, b)) {
         report(false, "coalesced one-byte writes: pipes");
         return;
     }
-    for (int i = 0; i < 2; i++) {
-        set_nonblock(a[i]);
-        set_nonblock(b[i]);
-    }
-    h.sink_fd[0] = a[1];
-    h.sink_fd[1] = b[1];
     CHECK(cmx_mux_new(&cfg, &callbacks, &h, &mux) == CMX_RESULT_OK, "new");
     for (size_t i = 0; i < TOTAL; i++) {
         size_t took = 0;
