@@ -131,15 +131,14 @@ impl Mux {
         if data.is_empty() {
             return Ok(0);
         }
-        let last = match (self.flush_at, self.last_out) {
-            (None, Some(last)) if now.saturating_sub(last) < self.coalesce => last,
-            (None, _) => {
-                // Quiet for a whole window: out at once.
-                self.last_out = Some(now);
-                return self.write_now(io, data);
-            }
-            (Some(_), last) => last.unwrap_or(now),
-        };
+        let quiet = self
+            .last_out
+            .map_or(true, |last| now.saturating_sub(last) >= self.coalesce);
+        if self.flush_at.is_none() && quiet {
+            // Nothing held and quiet for a whole window: out at once.
+            self.last_out = Some(now);
+            return self.write_now(io, data);
+        }
         // Held output must fit in every queue, except that of a `drop` sink
         // that is pushing back: it drops its oldest bytes, as it would anyway.
         let fits = self.sinks.iter().all(|s| {
@@ -148,16 +147,14 @@ impl Mux {
                 || (s.stats.overflow == Overflow::Drop && s.is_watching())
         });
         if !fits {
-            if self.flush_at.is_some() {
-                self.flush(io, now);
-            }
+            self.flush(io, now);
             return self.write_now(io, data);
         }
+        // One window after the output that started it (never later than now + window).
+        let since = self.last_out.map_or(now, |last| last.min(now));
         self.flush_at
-            .get_or_insert(last.min(now).saturating_add(self.coalesce));
-        if self.history.capacity() > 0 {
-            self.history.push_overwrite(data);
-        }
+            .get_or_insert(since.saturating_add(self.coalesce));
+        self.remember(data);
         for s in self.sinks.iter_mut().filter(|s| s.is_open()) {
             s.defer(data);
         }
@@ -193,6 +190,13 @@ impl Mux {
         self.wake_frontend_if_ready(io);
     }
 
+    /// Keeps `data` for replay (when replay is on).
+    fn remember(&mut self, data: &[u8]) {
+        if self.history.capacity() > 0 {
+            self.history.push_overwrite(data);
+        }
+    }
+
     fn write_now(&mut self, io: &mut impl Io, data: &[u8]) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
@@ -210,9 +214,7 @@ impl Mux {
             return Err(WouldBlock);
         }
         let data = &data[..data.len().min(room)];
-        if self.history.capacity() > 0 {
-            self.history.push_overwrite(data);
-        }
+        self.remember(data);
         for (i, s) in self.sinks.iter_mut().enumerate() {
             if s.is_open() {
                 s.offer(io, i, data);

@@ -58,11 +58,7 @@ impl Sink {
         if rest.is_empty() {
             return;
         }
-        match self.stats.overflow {
-            Overflow::Block => self.queue.push(rest),
-            Overflow::Drop => self.stats.dropped += self.queue.push_overwrite(rest) as u64,
-        }
-        self.note_queue_len();
+        self.enqueue(rest);
         self.set_watch(io, index, true);
     }
 
@@ -70,6 +66,12 @@ impl Sink {
     /// caller checked that the queue has room for all of it.
     pub(crate) fn defer(&mut self, data: &[u8]) {
         self.stats.offered += data.len() as u64;
+        self.enqueue(data);
+    }
+
+    /// Queues `data` by the overflow policy: a `Block` queue must have room,
+    /// a `Drop` queue discards (and counts) its oldest bytes.
+    fn enqueue(&mut self, data: &[u8]) {
         match self.stats.overflow {
             Overflow::Block => self.queue.push(data),
             Overflow::Drop => self.stats.dropped += self.queue.push_overwrite(data) as u64,
