@@ -101,11 +101,19 @@ impl Config {
 pub enum ConfigError {
     NoSinks,
     TooManySinks(usize),
-    InputOutOfRange { input: usize, sinks: usize },
+    InputOutOfRange {
+        input: usize,
+        sinks: usize,
+    },
     ZeroQueueCapacity,
     QueueCapacityTooLarge(usize),
-    ReplayTooLarge { replay: usize, queue: usize },
+    ReplayTooLarge {
+        replay: usize,
+        queue: usize,
+    },
     CoalesceTooLong(u64),
+    /// The queues (this many bytes in all) could not be allocated.
+    OutOfMemory(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -131,6 +139,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "coalescing window {ns} ns is longer than the maximum {MAX_COALESCE_NS} ns"
             ),
+            ConfigError::OutOfMemory(n) => write!(f, "cannot allocate {n} bytes of queues"),
         }
     }
 }

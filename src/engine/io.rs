@@ -1,18 +1,20 @@
-//! What the engine asks of its caller, and what it tells it.
+//! The values that cross between the engine and its caller.
 
-/// The result of asking the caller to write to a sink.
+/// What became of bytes the caller wrote to a sink for [`Mux::poll_transmit`](super::Mux::poll_transmit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The sink took this many bytes (possibly fewer than offered; 0 counts as would-block).
     Written(usize),
-    /// The sink cannot take anything now (EAGAIN); the engine queues and waits for
-    /// [`crate::engine::Mux::sink_writable`].
+    /// The sink cannot take anything now (EAGAIN): the engine waits for
+    /// [`Mux::sink_writable`](super::Mux::sink_writable) before it offers that sink more.
     WouldBlock,
+    /// The write was interrupted (EINTR) before it took anything: it is offered again.
+    Interrupted,
     /// A hard error (an errno value such as EPIPE, EIO, ENOSPC): the sink is marked failed.
     Failed(i32),
 }
 
-/// An event delivered to the frontend.
+/// An event for the frontend, pulled with [`Mux::poll_event`](super::Mux::poll_event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrontendEvent {
     /// The first sink opened.
@@ -21,6 +23,8 @@ pub enum FrontendEvent {
     Closed,
     /// The input source sent a break.
     Break,
+    /// The frontend, which was turned away ("would block"), may write again.
+    Writable,
 }
 
 /// An event reported by a sink (a backend).
@@ -34,19 +38,12 @@ pub enum SinkEvent {
     Break,
 }
 
-/// The caller's side of the engine: every effect goes through here.
-///
-/// The engine never calls back into itself from these methods, and the
-/// caller must not call the engine from inside them.
-pub trait Io {
-    /// Write `data` (never empty) to sink `sink`.
-    fn write(&mut self, sink: usize, data: &[u8]) -> WriteOutcome;
-    /// Start (`true`) or stop (`false`) telling the engine when `sink` is writable.
-    fn watch_writable(&mut self, sink: usize, enable: bool);
-    /// The frontend, which was told "would block", may write again.
-    fn frontend_writable(&mut self);
-    /// Deliver input from the input source to the frontend.
-    fn frontend_input(&mut self, data: &[u8]);
-    /// Deliver an event to the frontend.
-    fn frontend_event(&mut self, event: FrontendEvent);
+/// Bytes the caller should write to a sink now, from [`Mux::poll_transmit`](super::Mux::poll_transmit).
+/// Report what became of them with [`Mux::transmitted`](super::Mux::transmitted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<'a> {
+    /// The sink's index.
+    pub sink: usize,
+    /// The bytes, never empty; they stay queued until reported written.
+    pub data: &'a [u8],
 }

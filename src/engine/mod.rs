@@ -1,12 +1,21 @@
 //! The multiplex engine: a deterministic, sans-IO state machine.
 //!
-//! It owns no file descriptors and makes no system calls. The caller feeds it
-//! output from the frontend ([`Mux::write`], or [`Mux::write_at`] with a clock
-//! reading to coalesce small writes), readiness and events from sinks
-//! ([`Mux::sink_writable`], [`Mux::sink_event`]) and input ([`Mux::input`]);
-//! the engine answers through the caller's [`Io`] implementation.
+//! It owns no file descriptors, makes no system calls and never calls back
+//! into its caller. The caller pushes in what happened: output from the
+//! frontend ([`Mux::write`], or [`Mux::write_at`] with a clock reading to
+//! coalesce small writes), what became of a write to a sink
+//! ([`Mux::transmitted`]), readiness and events of sinks
+//! ([`Mux::sink_writable`], [`Mux::sink_event`]), input ([`Mux::input`]) and
+//! the clock ([`Mux::handle_timeout`]). It pulls out what to do: bytes to
+//! write ([`Mux::poll_transmit`]), sinks to watch ([`Mux::watch_mask`]),
+//! events for the frontend ([`Mux::poll_event`]) and the next deadline
+//! ([`Mux::poll_timeout`]). [`drive::pump`] does the pulling for a caller
+//! that has its sinks behind one trait.
+
+#![forbid(unsafe_code)]
 
 mod config;
+pub mod drive;
 mod io;
 mod mux;
 mod queue;
@@ -17,8 +26,9 @@ pub use config::{
     Config, ConfigError, Overflow, SinkConfig, DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS,
     MAX_QUEUE_CAPACITY, MAX_SINKS,
 };
-pub use io::{FrontendEvent, Io, SinkEvent, WriteOutcome};
-pub use mux::{Mux, NoSuchSink, WouldBlock, DISCARD_CHUNK};
+pub use drive::{pump, Io};
+pub use io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
+pub use mux::{Mux, NoSuchSink, TransmitError, WouldBlock, DISCARD_CHUNK};
 pub use stats::{SinkState, SinkStats};
 
 #[cfg(any(test, feature = "model"))]

@@ -1,7 +1,16 @@
 //! The multiplexer: one frontend, up to [`MAX_SINKS`](super::MAX_SINKS) sinks.
+//!
+//! Pull-based, like `quinn-proto`: the caller pushes what happened in
+//! ([`Mux::write_at`], [`Mux::transmitted`], [`Mux::sink_writable`],
+//! [`Mux::sink_event`], [`Mux::input`], [`Mux::handle_timeout`]) and pulls out
+//! what to do ([`Mux::poll_transmit`], [`Mux::watch_mask`],
+//! [`Mux::poll_event`], [`Mux::poll_timeout`]). Nothing is called back from
+//! inside a method, so the engine can never be re-entered.
+
+use std::collections::VecDeque;
 
 use super::config::{Config, ConfigError, Overflow};
-use super::io::{FrontendEvent, Io, SinkEvent};
+use super::io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
 use super::queue::ByteQueue;
 use super::sink::Sink;
 use super::stats::{SinkState, SinkStats};
@@ -14,19 +23,40 @@ pub struct WouldBlock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoSuchSink(pub usize);
 
+/// Why [`Mux::transmitted`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransmitError {
+    /// No such sink.
+    NoSuchSink(usize),
+    /// That open sink has no bytes out with the caller: [`Mux::poll_transmit`]
+    /// did not hand any out, or they were reported already.
+    NotOffered(usize),
+}
+
+impl From<NoSuchSink> for TransmitError {
+    fn from(e: NoSuchSink) -> Self {
+        TransmitError::NoSuchSink(e.0)
+    }
+}
+
 /// How many bytes a non-input sink may read per call; they are discarded anyway.
 pub const DISCARD_CHUNK: usize = 4096;
 
+/// Frontend events kept for [`Mux::poll_event`]; a caller polls after every
+/// call, so this is only reached by one that does not (see `push_event`).
+const MAX_EVENTS: usize = 32;
+
 /// The sans-IO multiplexer state machine.
 ///
-/// Every method that may cause an effect takes the caller's [`Io`]; nothing is
-/// done behind the caller's back and nothing is allocated after [`Mux::new`].
+/// Memory is allocated once, by [`Mux::new`]; nothing is allocated afterwards.
 #[derive(Debug)]
 pub struct Mux {
     sinks: Vec<Sink>,
     input: Option<usize>,
     /// Recent output for replay (capacity 0 when replay is off).
     history: ByteQueue,
+    /// Bytes each sink may queue; also the most one write accepts.
+    capacity: usize,
     /// Sinks that are connected (open or failed).
     connected: usize,
     /// Whether the frontend was last told OPENED (and not CLOSED since).
@@ -39,25 +69,38 @@ pub struct Mux {
     coalesce: u64,
     /// When output last went to the sinks: a write-through by `write_at` or a flush.
     last_out: Option<u64>,
-    /// When coalesced output must be flushed; `Some` while any is queued for it.
+    /// When coalesced output must be flushed; `Some` while any is held.
     flush_at: Option<u64>,
+    /// Events for the frontend, oldest first.
+    events: VecDeque<FrontendEvent>,
+    /// The sink and length [`Mux::poll_transmit`] handed out last, until reported.
+    in_flight: Option<(usize, usize)>,
 }
 
 impl Mux {
-    /// Builds a multiplexer. If any sink starts open, the frontend is told OPENED.
-    pub fn new(config: Config, io: &mut impl Io) -> Result<Mux, ConfigError> {
+    /// Builds a multiplexer. If any sink starts open, the frontend's first
+    /// event is OPENED.
+    pub fn new(config: Config) -> Result<Mux, ConfigError> {
         config.validate()?;
         let cap = config.queue_capacity;
-        let sinks: Vec<Sink> = config
-            .sinks
-            .iter()
-            .map(|s| Sink::new(s.overflow, s.open, cap))
-            .collect();
+        let total = cap
+            .saturating_mul(config.sinks.len())
+            .saturating_add(config.replay_capacity);
+        let oom = |_| ConfigError::OutOfMemory(total);
+        let mut sinks = Vec::new();
+        sinks.try_reserve_exact(config.sinks.len()).map_err(oom)?;
+        for s in &config.sinks {
+            let queue = ByteQueue::with_capacity(cap).map_err(oom)?;
+            sinks.push(Sink::new(s.overflow, s.open, queue));
+        }
+        let mut events = VecDeque::new();
+        events.try_reserve_exact(MAX_EVENTS).map_err(oom)?;
         let connected = sinks.iter().filter(|s| s.is_open()).count();
         let mut mux = Mux {
             sinks,
             input: config.input,
-            history: ByteQueue::with_capacity(config.replay_capacity),
+            history: ByteQueue::with_capacity(config.replay_capacity).map_err(oom)?,
+            capacity: cap,
             connected,
             frontend_open: false,
             frontend_blocked: false,
@@ -65,10 +108,12 @@ impl Mux {
             coalesce: config.coalesce_ns,
             last_out: None,
             flush_at: None,
+            events,
+            in_flight: None,
         };
         if connected > 0 {
             mux.frontend_open = true;
-            io.frontend_event(FrontendEvent::Opened);
+            mux.push_event(FrontendEvent::Opened);
         }
         Ok(mux)
     }
@@ -83,13 +128,14 @@ impl Mux {
         self.input
     }
 
-    /// Whether the frontend was told OPENED and not CLOSED since.
+    /// Whether the frontend was told OPENED and not CLOSED since (events not
+    /// yet pulled included).
     pub fn frontend_open(&self) -> bool {
         self.frontend_open
     }
 
     /// How many bytes [`Mux::write`] would accept now (`usize::MAX` when no open
-    /// lossless sink limits it).
+    /// lossless sink limits it; one call accepts at most the queue capacity).
     pub fn write_room(&self) -> usize {
         self.sinks
             .iter()
@@ -100,147 +146,209 @@ impl Mux {
     }
 
     /// Output from the frontend. Returns how many leading bytes of `data` were
-    /// accepted; every accepted byte goes (or is queued) to every open sink.
-    /// `Err(WouldBlock)` means nothing was accepted; [`Io::frontend_writable`]
-    /// will be called when writing may succeed again. Output that
-    /// [`Mux::write_at`] coalesced is flushed first.
-    pub fn write(&mut self, io: &mut impl Io, data: &[u8]) -> Result<usize, WouldBlock> {
-        self.flush_deferred(io);
-        self.write_now(io, data)
+    /// accepted (at most the queue capacity); every accepted byte is queued for
+    /// every open sink and offered through [`Mux::poll_transmit`].
+    /// `Err(WouldBlock)` means nothing was accepted because an open `block`
+    /// sink's queue is full; such sinks are offered again at once (so a caller
+    /// that retries makes progress on whatever they take now), and
+    /// [`FrontendEvent::Writable`] follows once every one has half its queue
+    /// free. Output that [`Mux::write_at`] held is released first.
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WouldBlock> {
+        self.release_held();
+        self.write_now(data)
     }
 
     /// Like [`Mux::write`], but coalesces: `now` is the caller's monotonic
     /// clock (nanoseconds by convention). Output that follows other output
-    /// within the configured window is queued instead of written, and
-    /// [`Mux::flush_deadline`] says when the caller must call [`Mux::flush`];
-    /// the first output after a quiet window, or after input from the input
-    /// source (a keystroke's echo), is written at once, and input flushes
-    /// what is held. No byte waits longer than the window, order is kept on every
-    /// sink, and `block`/`drop` apply as with [`Mux::write`]: when a queue
-    /// has no room for `data`, the coalesced output is flushed first.
-    /// With a window of 0 this is [`Mux::write`].
-    pub fn write_at(
-        &mut self,
-        io: &mut impl Io,
-        data: &[u8],
-        now: u64,
-    ) -> Result<usize, WouldBlock> {
+    /// within the configured window is held instead of offered, and
+    /// [`Mux::poll_timeout`] says when the caller must call
+    /// [`Mux::handle_timeout`]; the first output after a quiet window, or after
+    /// input from the input source (a keystroke's echo), is offered at once,
+    /// and input releases what is held. No byte waits longer than the window,
+    /// order is kept on every sink, and `block`/`drop` apply as with
+    /// [`Mux::write`]: when a queue has no room for `data`, held output is
+    /// released first. With a window of 0 this is [`Mux::write`].
+    pub fn write_at(&mut self, data: &[u8], now: u64) -> Result<usize, WouldBlock> {
         if self.coalesce == 0 {
-            return self.write(io, data);
+            return self.write(data);
         }
         if data.is_empty() {
             return Ok(0);
         }
+        let data = &data[..data.len().min(self.capacity)];
         let quiet = self
             .last_out
             .map_or(true, |last| now.saturating_sub(last) >= self.coalesce);
         if self.flush_at.is_none() && quiet {
             // Nothing held and quiet for a whole window: out at once.
             self.last_out = Some(now);
-            return self.write_now(io, data);
+            return self.write_now(data);
         }
         // Held output must fit in every queue, except that of a `drop` sink
         // that is pushing back: it drops its oldest bytes, as it would anyway.
         let fits = self.sinks.iter().all(|s| {
             !s.is_open()
                 || s.queue.free() >= data.len()
-                || (s.stats.overflow == Overflow::Drop && s.is_watching())
+                || (s.stats.overflow == Overflow::Drop && s.is_blocked())
         });
         if !fits {
-            self.flush(io, now);
-            return self.write_now(io, data);
+            self.handle_timeout(now);
+            return self.write_now(data);
         }
         // One window after the output that started it (never later than now + window).
         let since = self.last_out.map_or(now, |last| last.min(now));
         self.flush_at
             .get_or_insert(since.saturating_add(self.coalesce));
-        self.remember(data);
-        for s in self.sinks.iter_mut().filter(|s| s.is_open()) {
-            s.defer(data);
-        }
+        self.fan_out(data, false);
         Ok(data.len())
     }
 
-    /// When coalesced output must be flushed with [`Mux::flush`] (in the
-    /// clock of [`Mux::write_at`]), or `None` when nothing waits.
-    pub fn flush_deadline(&self) -> Option<u64> {
+    /// When held output must be released with [`Mux::handle_timeout`] (in the
+    /// clock of [`Mux::write_at`]), or `None` when nothing is held.
+    pub fn poll_timeout(&self) -> Option<u64> {
         self.flush_at
     }
 
-    /// Writes coalesced output to every open sink that is not pushing back
-    /// (those drain through [`Mux::sink_writable`]). Call it at
-    /// [`Mux::flush_deadline`] or whenever output must go out now (before the
-    /// multiplexer is freed); calling it with nothing queued does nothing.
-    pub fn flush(&mut self, io: &mut impl Io, now: u64) {
+    /// The deadline of [`Mux::poll_timeout`] passed (or output must go out now,
+    /// as before the multiplexer is freed): held output is offered through
+    /// [`Mux::poll_transmit`]. With nothing held it does nothing.
+    pub fn handle_timeout(&mut self, now: u64) {
         if self.flush_at.is_some() {
             self.last_out = Some(now);
-            self.flush_deferred(io);
+            self.release_held();
         }
     }
 
-    fn flush_deferred(&mut self, io: &mut impl Io) {
-        if self.flush_at.take().is_none() {
-            return;
-        }
-        for (i, s) in self.sinks.iter_mut().enumerate() {
-            if s.is_open() && !s.is_watching() {
-                s.flush(io, i);
+    fn release_held(&mut self) {
+        if self.flush_at.take().is_some() {
+            for s in self.sinks.iter_mut().filter(|s| s.is_open()) {
+                s.make_due();
             }
         }
-        self.wake_frontend_if_ready(io);
     }
 
-    /// Keeps `data` for replay (when replay is on).
-    fn remember(&mut self, data: &[u8]) {
-        if self.history.capacity() > 0 {
-            self.history.push_overwrite(data);
-        }
-    }
-
-    fn write_now(&mut self, io: &mut impl Io, data: &[u8]) -> Result<usize, WouldBlock> {
+    fn write_now(&mut self, data: &[u8]) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
         }
         let room = self.write_room();
         if room == 0 {
-            if !self.frontend_blocked {
-                self.frontend_blocked = true;
-                for s in self.sinks.iter_mut() {
-                    if s.limits_frontend() && s.queue.free() == 0 {
-                        s.stats.backpressure_events += 1;
-                    }
+            let first = !self.frontend_blocked;
+            self.frontend_blocked = true;
+            for s in self.sinks.iter_mut() {
+                if s.limits_frontend() && s.queue.free() == 0 {
+                    s.stats.backpressure_events += u64::from(first);
+                    // A caller that spins (QEMU's write_all) retries at once:
+                    // let it try the sink again rather than wait for a watch
+                    // that its loop never dispatches.
+                    s.writable();
                 }
             }
             return Err(WouldBlock);
         }
-        let data = &data[..data.len().min(room)];
-        self.remember(data);
-        for (i, s) in self.sinks.iter_mut().enumerate() {
-            if s.is_open() {
-                s.offer(io, i, data);
-            }
-        }
-        // A sink that failed while offered may have been the only limit.
-        self.wake_frontend_if_ready(io);
+        let data = &data[..data.len().min(room).min(self.capacity)];
+        self.fan_out(data, true);
         Ok(data.len())
     }
 
-    /// The caller saw sink `sink` become writable: flush its queue.
-    pub fn sink_writable(&mut self, io: &mut impl Io, sink: usize) -> Result<(), NoSuchSink> {
-        self.sink_mut(sink)?.flush(io, sink);
-        self.wake_frontend_if_ready(io);
+    /// Queues accepted output for every open sink, offered now (`due`) or held.
+    fn fan_out(&mut self, data: &[u8], due: bool) {
+        if self.history.capacity() > 0 {
+            self.history.push_overwrite(data);
+        }
+        for (i, s) in self.sinks.iter_mut().enumerate() {
+            if s.is_open() && s.enqueue(data, due) && self.in_flight.is_some_and(|f| f.0 == i) {
+                // The bytes out with the caller were discarded.
+                self.in_flight = None;
+            }
+        }
+    }
+
+    /// The next bytes to write: the front of a sink's queue. The caller writes
+    /// them (or some of them) to that sink and reports the outcome with
+    /// [`Mux::transmitted`] before its next call; asking again first hands out
+    /// the same bytes. `None`: nothing to write now.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        let sink = match self.in_flight {
+            Some((sink, _)) => sink,
+            None => self.sinks.iter().position(Sink::is_due)?,
+        };
+        let data = self.sinks[sink].queue.front();
+        self.in_flight = Some((sink, data.len()));
+        Some(Transmit { sink, data })
+    }
+
+    /// What became of the bytes [`Mux::poll_transmit`] handed out for `sink`.
+    /// A sink that closed meanwhile (its write failed and it disconnected)
+    /// ignores the report.
+    pub fn transmitted(&mut self, sink: usize, outcome: WriteOutcome) -> Result<(), TransmitError> {
+        let s = self
+            .sinks
+            .get_mut(sink)
+            .ok_or(TransmitError::NoSuchSink(sink))?;
+        let Some(len) = self.in_flight.filter(|f| f.0 == sink).map(|f| f.1) else {
+            return if s.is_open() {
+                Err(TransmitError::NotOffered(sink))
+            } else {
+                Ok(())
+            };
+        };
+        self.in_flight = None;
+        match outcome {
+            WriteOutcome::Written(0) | WriteOutcome::WouldBlock => s.push_back(),
+            WriteOutcome::Written(n) if n <= len => s.consumed(n),
+            // It claims more than it was given: a bug on its side; stop trusting it.
+            WriteOutcome::Written(_) => s.fail(libc_einval()),
+            WriteOutcome::Interrupted => s.interrupt(),
+            WriteOutcome::Failed(errno) => s.fail(errno),
+        }
+        self.wake_frontend_if_ready();
         Ok(())
     }
 
+    /// Whether the caller should watch `sink` for writability (it pushed back
+    /// and has bytes queued) and report it with [`Mux::sink_writable`].
+    pub fn wants_writable(&self, sink: usize) -> bool {
+        self.sinks
+            .get(sink)
+            .is_some_and(|s| s.is_open() && s.is_blocked())
+    }
+
+    /// [`Mux::wants_writable`] of every sink as a bit mask (bit k: sink k).
+    pub fn watch_mask(&self) -> u32 {
+        (0..self.sinks.len())
+            .filter(|&i| self.wants_writable(i))
+            .fold(0, |m, i| m | 1 << i)
+    }
+
+    /// Sink `sink` is writable (or should be tried again): its queue is
+    /// offered through [`Mux::poll_transmit`]. Spurious calls are harmless.
+    pub fn sink_writable(&mut self, sink: usize) -> Result<(), NoSuchSink> {
+        let s = self.sink_mut(sink)?;
+        if s.is_open() {
+            s.writable();
+        }
+        Ok(())
+    }
+
+    /// Bytes queued for open `block` sinks: what must still be written before
+    /// the multiplexer can be freed without losing accepted output.
+    pub fn lossless_backlog(&self) -> usize {
+        self.sinks
+            .iter()
+            .filter(|s| s.limits_frontend())
+            .map(|s| s.queue.len())
+            .sum()
+    }
+
     /// A sink opened, closed or sent a break.
-    pub fn sink_event(
-        &mut self,
-        io: &mut impl Io,
-        sink: usize,
-        event: SinkEvent,
-    ) -> Result<(), NoSuchSink> {
+    pub fn sink_event(&mut self, sink: usize, event: SinkEvent) -> Result<(), NoSuchSink> {
+        self.sink(sink)?;
+        if self.in_flight.is_some_and(|f| f.0 == sink) && event != SinkEvent::Break {
+            self.in_flight = None;
+        }
         let history = &self.history;
-        let s = self.sinks.get_mut(sink).ok_or(NoSuchSink(sink))?;
+        let s = &mut self.sinks[sink];
         match event {
             SinkEvent::Opened => {
                 let was = s.state();
@@ -251,12 +359,12 @@ impl Mux {
                 if !history.is_empty() {
                     s.queue_replay(history.as_slices());
                 }
-                s.flush(io, sink);
+                s.writable();
                 if was == SinkState::Closed {
                     self.connected += 1;
                     if !self.frontend_open {
                         self.frontend_open = true;
-                        io.frontend_event(FrontendEvent::Opened);
+                        self.push_event(FrontendEvent::Opened);
                     }
                 }
             }
@@ -264,21 +372,21 @@ impl Mux {
                 if s.state() == SinkState::Closed {
                     return Ok(());
                 }
-                s.discard_queue(io, sink);
+                s.discard_queue();
                 s.stats.state = SinkState::Closed;
                 self.connected -= 1;
                 if self.connected == 0 && self.frontend_open {
                     self.frontend_open = false;
-                    io.frontend_event(FrontendEvent::Closed);
+                    self.push_event(FrontendEvent::Closed);
                 }
             }
             SinkEvent::Break => {
                 if self.input == Some(sink) {
-                    io.frontend_event(FrontendEvent::Break);
+                    self.push_event(FrontendEvent::Break);
                 }
             }
         }
-        self.wake_frontend_if_ready(io);
+        self.wake_frontend_if_ready();
         Ok(())
     }
 
@@ -294,31 +402,36 @@ impl Mux {
         })
     }
 
-    /// Input read from `sink`. From the input source, at most `frontend_room`
-    /// bytes are passed to the frontend; from any other sink everything is
-    /// discarded. Returns how many bytes of `data` were consumed.
+    /// `len` bytes of input were read from `sink`. Returns how many of them,
+    /// from the start, the caller passes to the frontend: at most
+    /// `frontend_room` from the input source (the rest stays the caller's),
+    /// none from any other sink (its input is discarded and counted). Input
+    /// from the input source releases held output, so an echo is never held.
     pub fn input(
         &mut self,
-        io: &mut impl Io,
         sink: usize,
-        data: &[u8],
+        len: usize,
         frontend_room: usize,
     ) -> Result<usize, NoSuchSink> {
         let is_source = self.input == Some(sink);
         let s = self.sink_mut(sink)?;
         if !is_source {
-            s.stats.input_discarded += data.len() as u64;
-            return Ok(data.len());
+            s.stats.input_discarded += len as u64;
+            return Ok(0);
         }
-        let n = data.len().min(frontend_room);
+        let n = len.min(frontend_room);
         if n > 0 {
             s.stats.input_forwarded += n as u64;
-            io.frontend_input(&data[..n]);
             // Someone is typing: show what is held, and write the echo at once.
-            self.flush_deferred(io);
+            self.release_held();
             self.last_out = None;
         }
         Ok(n)
+    }
+
+    /// The next event for the frontend, oldest first.
+    pub fn poll_event(&mut self) -> Option<FrontendEvent> {
+        self.events.pop_front()
     }
 
     /// A snapshot of sink `sink`'s statistics.
@@ -334,7 +447,37 @@ impl Mux {
         self.sinks.get_mut(sink).ok_or(NoSuchSink(sink))
     }
 
-    fn wake_frontend_if_ready(&mut self, io: &mut impl Io) {
+    /// Queues an event without ever growing past [`MAX_EVENTS`]: a caller
+    /// that never polls loses repeated BREAKs and wake-ups first, and an
+    /// OPENED that follows an undelivered CLOSED cancels it (or vice versa).
+    fn push_event(&mut self, ev: FrontendEvent) {
+        use FrontendEvent::{Break, Closed, Opened, Writable};
+        if ev == Writable && self.events.contains(&Writable) {
+            return;
+        }
+        if self.events.len() < MAX_EVENTS {
+            self.events.push_back(ev);
+            return;
+        }
+        if matches!(ev, Break | Writable) {
+            return;
+        }
+        if let Some(i) = self
+            .events
+            .iter()
+            .position(|e| matches!(e, Break | Writable))
+        {
+            self.events.remove(i);
+            self.events.push_back(ev);
+        } else if matches!(
+            (ev, self.events.back()),
+            (Opened, Some(Closed)) | (Closed, Some(Opened))
+        ) {
+            self.events.pop_back();
+        }
+    }
+
+    fn wake_frontend_if_ready(&mut self) {
         if !self.frontend_blocked {
             return;
         }
@@ -345,7 +488,12 @@ impl Mux {
             .all(|s| s.queue.free() >= self.wake_threshold);
         if ready {
             self.frontend_blocked = false;
-            io.frontend_writable();
+            self.push_event(FrontendEvent::Writable);
         }
     }
+}
+
+/// EINVAL, without depending on libc in the engine (its value on every Linux ABI).
+const fn libc_einval() -> i32 {
+    22
 }

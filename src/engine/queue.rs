@@ -1,6 +1,6 @@
 //! A byte queue whose storage is allocated once, at its capacity.
 
-use std::collections::VecDeque;
+use std::collections::{TryReserveError, VecDeque};
 
 /// A FIFO of at most `capacity` bytes. Pushing never reallocates.
 #[derive(Debug)]
@@ -10,11 +10,12 @@ pub(crate) struct ByteQueue {
 }
 
 impl ByteQueue {
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
-        ByteQueue {
-            buf: VecDeque::with_capacity(capacity),
-            capacity,
-        }
+    /// A queue of `capacity` bytes, allocated now; an allocation failure is
+    /// returned, not an abort.
+    pub(crate) fn with_capacity(capacity: usize) -> Result<Self, TryReserveError> {
+        let mut buf = VecDeque::new();
+        buf.try_reserve_exact(capacity)?;
+        Ok(ByteQueue { buf, capacity })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -89,7 +90,7 @@ mod tests {
 
     #[test]
     fn overwrite_keeps_newest_bytes() {
-        let mut q = ByteQueue::with_capacity(4);
+        let mut q = ByteQueue::with_capacity(4).unwrap();
         assert_eq!(q.push_overwrite(b"abc"), 0);
         assert_eq!(q.push_overwrite(b"de"), 1);
         assert_eq!(contents(&q), b"bcde");
@@ -99,7 +100,7 @@ mod tests {
 
     #[test]
     fn storage_is_never_reallocated() {
-        let mut q = ByteQueue::with_capacity(100);
+        let mut q = ByteQueue::with_capacity(100).unwrap();
         let before = q.buf.capacity();
         for i in 0..1000u32 {
             q.push_overwrite(&i.to_le_bytes()[..(i % 4) as usize + 1]);

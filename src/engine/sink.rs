@@ -1,24 +1,40 @@
 //! One sink: its queue, its state and its counters.
 
 use super::config::Overflow;
-use super::io::{Io, WriteOutcome};
 use super::queue::ByteQueue;
 use super::stats::{SinkState, SinkStats};
+
+/// How many EINTRs in a row a sink may report before it waits for writability.
+const EINTR_LIMIT: u8 = 16;
+
+/// Where a sink's queued bytes stand with the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Nothing to write now: the queue is empty, or holds coalesced output
+    /// that waits for the flush deadline.
+    Idle,
+    /// The caller should write the queue now ([`Mux::poll_transmit`](super::Mux::poll_transmit)).
+    Due,
+    /// The sink pushed back: the caller watches it and reports it writable.
+    Blocked,
+}
 
 #[derive(Debug)]
 pub(crate) struct Sink {
     pub(crate) queue: ByteQueue,
     pub(crate) stats: SinkStats,
-    /// Whether the caller was asked to report writability.
-    watching: bool,
+    pub(crate) phase: Phase,
+    /// EINTRs since the last write that took bytes.
+    interrupted: u8,
 }
 
 impl Sink {
-    pub(crate) fn new(overflow: Overflow, open: bool, capacity: usize) -> Self {
+    pub(crate) fn new(overflow: Overflow, open: bool, queue: ByteQueue) -> Self {
         Sink {
-            queue: ByteQueue::with_capacity(capacity),
+            queue,
             stats: SinkStats::new(overflow, open),
-            watching: false,
+            phase: Phase::Idle,
+            interrupted: 0,
         }
     }
 
@@ -35,53 +51,34 @@ impl Sink {
         self.is_open() && self.stats.overflow == Overflow::Block
     }
 
-    /// Offers `data` to an open sink: straight through when nothing is queued,
-    /// then queues what the sink did not take. A `Block` sink's queue must have
-    /// room for all of `data` (the engine accepted no more than that).
-    pub(crate) fn offer(&mut self, io: &mut impl Io, index: usize, data: &[u8]) {
+    /// Whether the caller should watch this sink for writability.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.phase == Phase::Blocked
+    }
+
+    /// Whether the caller should write this sink's queue now.
+    pub(crate) fn is_due(&self) -> bool {
+        self.phase == Phase::Due && self.is_open() && !self.queue.is_empty()
+    }
+
+    /// Queues output for an open sink, to be written now (`due`) or at the
+    /// flush deadline. Returns whether bytes at the front of the queue were
+    /// discarded to make room (a `Drop` sink).
+    pub(crate) fn enqueue(&mut self, data: &[u8], due: bool) -> bool {
         self.stats.offered += data.len() as u64;
-        let mut rest = data;
-        if self.queue.is_empty() {
-            match io.write(index, data) {
-                WriteOutcome::Written(n) => {
-                    let n = n.min(data.len());
-                    self.stats.delivered += n as u64;
-                    rest = &data[n..];
-                }
-                WriteOutcome::WouldBlock => {}
-                WriteOutcome::Failed(errno) => {
-                    self.stats.dropped += data.len() as u64;
-                    return self.fail(io, index, errno);
-                }
+        let discarded = match self.stats.overflow {
+            Overflow::Block => {
+                self.queue.push(data);
+                0
             }
-        }
-        if rest.is_empty() {
-            return;
-        }
-        self.enqueue(rest);
-        self.set_watch(io, index, true);
-    }
-
-    /// Queues `data` for an open sink without writing it (coalescing): the
-    /// caller checked that the queue has room for all of it.
-    pub(crate) fn defer(&mut self, data: &[u8]) {
-        self.stats.offered += data.len() as u64;
-        self.enqueue(data);
-    }
-
-    /// Queues `data` by the overflow policy: a `Block` queue must have room,
-    /// a `Drop` queue discards (and counts) its oldest bytes.
-    fn enqueue(&mut self, data: &[u8]) {
-        match self.stats.overflow {
-            Overflow::Block => self.queue.push(data),
-            Overflow::Drop => self.stats.dropped += self.queue.push_overwrite(data) as u64,
-        }
+            Overflow::Drop => self.queue.push_overwrite(data),
+        };
+        self.stats.dropped += discarded as u64;
         self.note_queue_len();
-    }
-
-    /// Whether the caller watches this sink for writability (it pushed back).
-    pub(crate) fn is_watching(&self) -> bool {
-        self.watching
+        if due {
+            self.make_due();
+        }
+        discarded > 0
     }
 
     /// Queues replayed history for a sink that just opened (its queue is empty).
@@ -94,50 +91,67 @@ impl Sink {
         self.note_queue_len();
     }
 
-    /// Writes as much of the queue as the sink takes.
-    pub(crate) fn flush(&mut self, io: &mut impl Io, index: usize) {
-        while self.is_open() && !self.queue.is_empty() {
-            let front = self.queue.front();
-            match io.write(index, front) {
-                WriteOutcome::Written(0) | WriteOutcome::WouldBlock => break,
-                WriteOutcome::Written(n) => {
-                    let n = n.min(front.len());
-                    self.queue.consume(n);
-                    self.stats.delivered += n as u64;
-                }
-                WriteOutcome::Failed(errno) => return self.fail(io, index, errno),
-            }
+    /// Offers the queue to the caller now, unless the sink is pushing back.
+    pub(crate) fn make_due(&mut self) {
+        if self.phase == Phase::Idle && !self.queue.is_empty() {
+            self.phase = Phase::Due;
         }
+    }
+
+    /// The caller reports the sink writable (or wants it tried again).
+    pub(crate) fn writable(&mut self) {
+        self.interrupted = 0;
+        self.phase = if self.queue.is_empty() {
+            Phase::Idle
+        } else {
+            Phase::Due
+        };
+    }
+
+    /// The caller wrote `n` bytes of the queue's front (`n` > 0, at most what
+    /// it was offered).
+    pub(crate) fn consumed(&mut self, n: usize) {
+        self.queue.consume(n);
+        self.stats.delivered += n as u64;
         self.stats.queued = self.queue.len() as u64;
-        let pending = !self.queue.is_empty();
-        self.set_watch(io, index, pending);
+        self.interrupted = 0;
+        if self.queue.is_empty() {
+            self.phase = Phase::Idle;
+        }
+    }
+
+    /// The sink took nothing (EAGAIN): wait for writability.
+    pub(crate) fn push_back(&mut self) {
+        self.phase = Phase::Blocked;
+    }
+
+    /// The write was interrupted: offered again, unless that keeps happening.
+    pub(crate) fn interrupt(&mut self) {
+        self.interrupted += 1;
+        if self.interrupted >= EINTR_LIMIT {
+            self.push_back();
+        }
     }
 
     /// Marks the sink failed after a hard write error.
-    pub(crate) fn fail(&mut self, io: &mut impl Io, index: usize, errno: i32) {
+    pub(crate) fn fail(&mut self, errno: i32) {
         self.stats.write_errors += 1;
         self.stats.last_errno = errno;
-        self.discard_queue(io, index);
+        self.discard_queue();
         self.stats.state = SinkState::Failed;
     }
 
     /// Drops whatever is queued (the sink closed or failed), counting it as dropped.
-    pub(crate) fn discard_queue(&mut self, io: &mut impl Io, index: usize) {
+    pub(crate) fn discard_queue(&mut self) {
         self.stats.dropped += self.queue.clear() as u64;
         self.stats.queued = 0;
-        self.set_watch(io, index, false);
+        self.phase = Phase::Idle;
+        self.interrupted = 0;
     }
 
     fn note_queue_len(&mut self) {
         let len = self.queue.len() as u64;
         self.stats.queued = len;
         self.stats.queue_high_water = self.stats.queue_high_water.max(len);
-    }
-
-    fn set_watch(&mut self, io: &mut impl Io, index: usize, enable: bool) {
-        if self.watching != enable {
-            self.watching = enable;
-            io.watch_writable(index, enable);
-        }
     }
 }

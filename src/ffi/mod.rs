@@ -1,28 +1,39 @@
 //! The C ABI. This module is the only place raw pointers are touched.
 //!
 //! Conventions (modelled on rustls-ffi):
-//! - every function returns a `cmx_result` (or a value with a documented
-//!   error value), checks its pointer arguments for NULL and catches panics;
+//! - every function returns a `#[must_use]` `cmx_result` (or a value with a
+//!   documented error value), checks its pointer arguments for NULL and
+//!   catches panics (a panic poisons the multiplexer: later calls return
+//!   `CMX_RESULT_PANIC`);
 //! - objects are opaque and created by `cmx_*_new`, freed by `cmx_*_free`;
 //! - pointers passed in are borrowed for the duration of the call only,
 //!   unless a function's documentation says otherwise;
-//! - a multiplexer is used from one thread at a time, and never from inside
-//!   its own callbacks (such calls return `CMX_RESULT_REENTRANT_CALL`).
+//! - the library never calls out: the caller pushes events in and pulls work
+//!   out (`cmx_mux_poll_transmit()`, `cmx_mux_watch_mask()`,
+//!   `cmx_mux_poll_event()`, `cmx_mux_poll_timeout()`), so it can never be
+//!   re-entered;
+//! - a multiplexer is used from one thread at a time.
 
 #![allow(non_camel_case_types)]
 
 mod boundary;
-pub mod coalesce;
+pub(crate) mod enums;
+pub mod events;
 pub mod fd;
 pub mod mux;
 pub mod result;
+pub mod transmit;
+pub mod write;
 
-pub use coalesce::*;
+pub use enums::*;
+pub use events::*;
 pub use fd::*;
 pub use mux::*;
 pub use result::*;
+pub use transmit::*;
+pub use write::*;
 
-/// The library's version, a static NUL-terminated string such as "0.1.0".
+/// The library's version, a static NUL-terminated string such as "0.2.0".
 #[no_mangle]
 pub extern "C" fn cmx_version() -> *const core::ffi::c_char {
     const VERSION: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(

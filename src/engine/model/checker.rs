@@ -6,7 +6,7 @@
 //! "would block" only when an open `Block` sink's queue is full; the frontend's
 //! OPENED/CLOSED state follows the sinks. With a coalescing window, writes go
 //! through [`Mux::write_at`] on a scripted clock whose timer fires at
-//! [`Mux::flush_deadline`]: output after a quiet window is written at once,
+//! [`Mux::poll_timeout`]: output after a quiet window is written at once,
 //! no byte waits longer than the window, and queued bytes in a sink that is
 //! not pushing back always have a deadline. At the end, once every sink drains,
 //! `Block` sinks hold the whole stream, `Drop` sinks end with its newest bytes,
@@ -14,6 +14,13 @@
 
 use super::script::{stream, Behaviour, ScriptIo};
 use crate::engine::*;
+
+/// Runs `f` on the multiplexer, then carries out what it asks for.
+fn driven<T>(mux: &mut Mux, io: &mut ScriptIo, f: impl FnOnce(&mut Mux) -> T) -> T {
+    let r = f(mux);
+    pump(mux, io);
+    r
+}
 
 /// One step of a scripted run.
 #[derive(Clone, Debug)]
@@ -75,7 +82,8 @@ impl Model {
         let (cap, replay) = (config.queue_capacity, config.replay_capacity);
         let coalesce = config.coalesce_ns;
         let mut io = ScriptIo::new(n);
-        let mux = Mux::new(config, &mut io).expect("valid configuration");
+        let mut mux = Mux::new(config).expect("valid configuration");
+        pump(&mut mux, &mut io);
         let model = Model {
             mux,
             io,
@@ -105,37 +113,40 @@ impl Model {
         match op {
             Op::Write(len) | Op::WriteNow(len) => {
                 let coalescing = matches!(op, Op::Write(_)) && self.coalesce > 0;
-                let pending = self.mux.flush_deadline().is_some();
+                let pending = self.mux.poll_timeout().is_some();
                 let idle = !pending
                     && self
                         .last_out
                         .map_or(true, |t| self.now.saturating_sub(t) >= self.coalesce);
                 let room = self.mux.write_room();
+                let full_blocker = (0..n).any(|i| {
+                    let s = self.stats(i);
+                    s.state == SinkState::Open
+                        && s.overflow == Overflow::Block
+                        && s.queued as usize == self.cap
+                });
                 let open: Vec<bool> = (0..n)
                     .map(|i| self.stats(i).state == SinkState::Open)
                     .collect();
                 let data = stream(self.accepted.len(), len);
-                let r = match op {
-                    Op::Write(_) => self.mux.write_at(&mut self.io, &data, self.now),
-                    _ => self.mux.write(&mut self.io, &data),
-                };
+                let now = self.now;
+                let r = driven(&mut self.mux, &mut self.io, |m| match op {
+                    Op::Write(_) => m.write_at(&data, now),
+                    _ => m.write(&data),
+                });
                 match r {
                     Err(WouldBlock) => {
                         assert_eq!(room, 0);
-                        assert!((0..n).any(|i| {
-                            let s = self.stats(i);
-                            s.state == SinkState::Open
-                                && s.overflow == Overflow::Block
-                                && s.queued as usize == self.cap
-                        }));
+                        assert!(full_blocker, "turned away with no full block sink");
                         self.waiting = true;
                     }
                     Ok(k) => {
+                        let most = len.min(self.cap);
                         if pending {
                             // A flush may have made room first.
-                            assert!(k >= len.min(room) && k <= len);
+                            assert!(k >= most.min(room) && k <= most);
                         } else {
-                            assert_eq!(k, len.min(room));
+                            assert_eq!(k, most.min(room));
                         }
                         let data = &data[..k];
                         self.accepted.extend_from_slice(data);
@@ -145,35 +156,29 @@ impl Model {
                     }
                 }
                 if !coalescing {
-                    assert_eq!(
-                        self.mux.flush_deadline(),
-                        None,
-                        "plain write left a deadline"
-                    );
+                    assert_eq!(self.mux.poll_timeout(), None, "plain write left a deadline");
                 } else if idle {
-                    assert_eq!(
-                        self.mux.flush_deadline(),
-                        None,
-                        "quiet-window write was held"
-                    );
+                    assert_eq!(self.mux.poll_timeout(), None, "quiet-window write was held");
                     self.last_out = Some(self.now);
-                } else if pending && self.mux.flush_deadline().is_none() {
+                } else if pending && self.mux.poll_timeout().is_none() {
                     // It did not fit in a queue: the held output went out first.
                     self.last_out = Some(self.now);
                 }
-                if !pending && self.mux.flush_deadline().is_some() {
+                if !pending && self.mux.poll_timeout().is_some() {
                     self.deferred_since = Some(self.now);
                 }
             }
             Op::Advance(dt) => {
                 self.now += dt;
-                if self.mux.flush_deadline().is_some_and(|d| d <= self.now) {
+                if self.mux.poll_timeout().is_some_and(|d| d <= self.now) {
                     self.flush();
                 }
             }
             Op::Flush => self.flush(),
             Op::Behave(i, b) => self.io.behaviour[i % n] = b,
-            Op::Writable(i) => self.mux.sink_writable(&mut self.io, i % n).unwrap(),
+            Op::Writable(i) => {
+                driven(&mut self.mux, &mut self.io, |m| m.sink_writable(i % n)).unwrap()
+            }
             Op::Open(i) => {
                 let i = i % n;
                 let before = self.stats(i);
@@ -188,15 +193,17 @@ impl Model {
                         dropped0: before.dropped,
                     };
                 }
-                self.mux
-                    .sink_event(&mut self.io, i, SinkEvent::Opened)
-                    .unwrap();
+                driven(&mut self.mux, &mut self.io, |m| {
+                    m.sink_event(i, SinkEvent::Opened)
+                })
+                .unwrap();
             }
             Op::Close(i) => {
                 let i = i % n;
-                self.mux
-                    .sink_event(&mut self.io, i, SinkEvent::Closed)
-                    .unwrap();
+                driven(&mut self.mux, &mut self.io, |m| {
+                    m.sink_event(i, SinkEvent::Closed)
+                })
+                .unwrap();
                 self.io.received[i].clear();
                 self.conns[i] = Conn::default();
             }
@@ -204,26 +211,27 @@ impl Model {
                 let i = i % n;
                 let before = self.io.input.len();
                 let data = stream(1_000_000 + before, len);
-                let used = self.mux.input(&mut self.io, i, &data, room).unwrap();
+                let used = driven(&mut self.mux, &mut self.io, |m| m.input(i, len, room)).unwrap();
+                self.io.input.extend_from_slice(&data[..used]);
                 if self.mux.input_source() == Some(i) {
                     assert_eq!(used, len.min(room));
                     assert_eq!(&self.io.input[before..], &data[..used]);
                     if used > 0 {
                         // Typing flushes held output; the echo goes out at once.
-                        assert_eq!(self.mux.flush_deadline(), None);
+                        assert_eq!(self.mux.poll_timeout(), None);
                         self.last_out = None;
                     }
                 } else {
-                    assert_eq!(used, len);
-                    assert_eq!(self.io.input.len(), before);
+                    assert_eq!(used, 0);
                 }
             }
             Op::Break(i) => {
                 let i = i % n;
                 let before = self.io.events.len();
-                self.mux
-                    .sink_event(&mut self.io, i, SinkEvent::Break)
-                    .unwrap();
+                driven(&mut self.mux, &mut self.io, |m| {
+                    m.sink_event(i, SinkEvent::Break)
+                })
+                .unwrap();
                 let forwarded = self.io.events.len() - before;
                 assert_eq!(forwarded, usize::from(self.mux.input_source() == Some(i)));
                 self.io.events.truncate(before);
@@ -239,9 +247,10 @@ impl Model {
     }
 
     fn flush(&mut self) {
-        let pending = self.mux.flush_deadline().is_some();
-        self.mux.flush(&mut self.io, self.now);
-        assert_eq!(self.mux.flush_deadline(), None);
+        let pending = self.mux.poll_timeout().is_some();
+        let now = self.now;
+        driven(&mut self.mux, &mut self.io, |m| m.handle_timeout(now));
+        assert_eq!(self.mux.poll_timeout(), None);
         if pending {
             self.last_out = Some(self.now);
         }
@@ -250,7 +259,7 @@ impl Model {
 
     /// Checks the invariants that hold after every step.
     pub fn check(&self) {
-        let deadline = self.mux.flush_deadline();
+        let deadline = self.mux.poll_timeout();
         if let Some(d) = deadline {
             let since = self
                 .deferred_since
@@ -303,7 +312,7 @@ impl Model {
 
     /// Lets every sink drain and checks the end-of-run promises.
     pub fn drain(&mut self) {
-        if let Some(d) = self.mux.flush_deadline() {
+        if let Some(d) = self.mux.poll_timeout() {
             self.step(Op::Advance(d - self.now));
         }
         self.io

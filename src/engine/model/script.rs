@@ -1,4 +1,6 @@
 //! A scripted [`Io`]: each sink takes what its current behaviour allows.
+//! Driven by [`crate::engine::pump`]; input for the frontend is collected by
+//! the caller, which gets its length from [`crate::engine::Mux::input`].
 
 use crate::engine::{FrontendEvent, Io, WriteOutcome};
 
@@ -66,6 +68,10 @@ impl Io for ScriptIo {
         WriteOutcome::Written(n)
     }
 
+    fn is_watching(&self, sink: usize) -> bool {
+        self.watching[sink]
+    }
+
     fn watch_writable(&mut self, sink: usize, enable: bool) {
         assert_ne!(self.watching[sink], enable, "redundant watch change");
         self.watching[sink] = enable;
@@ -73,11 +79,6 @@ impl Io for ScriptIo {
 
     fn frontend_writable(&mut self) {
         self.frontend_writable += 1;
-    }
-
-    fn frontend_input(&mut self, data: &[u8]) {
-        assert!(!data.is_empty());
-        self.input.extend_from_slice(data);
     }
 
     fn frontend_event(&mut self, event: FrontendEvent) {
