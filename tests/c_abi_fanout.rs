@@ -22,14 +22,13 @@ fn assert_everyone_got(rig: &Rig, want: &[u8]) {
         );
         assert_eq!(st.write_errors, 0);
     }
-    rig.mux.assert_no_violations();
 }
 
 fn fan_out(n: usize, total: usize) {
     let cfg = Cfg::new(&vec![block(); n]);
     let mut rig = Rig::new(&cfg);
     assert_eq!(
-        *rig.mux.ctx.events.borrow(),
+        rig.mux.ctx.events,
         [cmx_frontend_event::Opened],
         "open sinks at creation tell the frontend OPENED"
     );
@@ -67,7 +66,6 @@ fn fan_out_to_8_sinks_read_by_threads_is_byte_exact() {
             (data.len() as u64, 0, 0)
         );
     }
-    rig.mux.assert_no_violations();
 }
 
 #[test]
@@ -96,12 +94,12 @@ fn tiny_socket_buffers_force_partial_writes_and_stay_byte_exact() {
     assert_everyone_got(&rig, &data);
     let ctx = &rig.mux.ctx;
     assert!(
-        ctx.short_writes.get() > 0,
+        ctx.short_writes > 0,
         "no partial write seen ({} writes, {} EAGAIN)",
-        ctx.write_calls.get(),
-        ctx.eagain.get()
+        ctx.write_calls,
+        ctx.eagain
     );
-    assert!(ctx.eagain.get() > 0, "never hit EAGAIN");
+    assert!(ctx.eagain > 0, "never hit EAGAIN");
     for i in 0..3 {
         assert!(rig.mux.stats(i).queue_high_water > 0);
     }

@@ -3,7 +3,9 @@
 
 mod harness;
 
-use std::time::Duration;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use harness::*;
 
@@ -29,8 +31,8 @@ fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
     assert_eq!(st1.queued, cap as u64, "the full queue is what pushes back");
     assert_eq!(st1.queue_high_water, cap as u64);
     assert_balanced("sink 1", &st1);
-    assert!(rig.mux.ctx.watching(1));
-    assert_eq!(rig.mux.ctx.woken.get(), 0, "woken while still stalled");
+    assert!(rig.mux.ctx.watching[1]);
+    assert_eq!(rig.mux.ctx.woken, 0, "woken while still stalled");
     assert_eq!(rig.mux.write_room(), 0);
     let (r, acc) = rig.mux.write(&data[accepted..]);
     assert_eq!((r, acc), (cmx_result::WouldBlock, 0));
@@ -38,17 +40,20 @@ fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
     rig.drain();
     assert_bytes_eq("sink 0 while 1 stalls", rig.received(0), &data[..accepted]);
     assert_eq!(rig.mux.stats(0).backpressure_events, 0);
+    assert_eq!(
+        rig.mux.lossless_backlog(),
+        cap,
+        "what a caller about to free it would still have to write"
+    );
 
     // The reader resumes: the loop sees POLLOUT, calls sink_writable, the
-    // library calls frontend_writable, and the writer (which waits for that
-    // call before writing again) goes on. Nothing is lost.
+    // library queues CMX_FRONTEND_EVENT_WRITABLE, and the writer (which waits
+    // for it before writing again) goes on. Nothing is lost.
     rig.pause(1, false);
     rig.pump_all(&data[accepted..]);
-    assert!(
-        rig.mux.ctx.woken.get() >= 1,
-        "frontend_writable never called"
-    );
+    assert!(rig.mux.ctx.woken >= 1, "the writer was never woken");
     rig.drain();
+    assert_eq!(rig.mux.lossless_backlog(), 0);
     for i in 0..2 {
         assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data);
         let st = rig.mux.stats(i);
@@ -57,8 +62,59 @@ fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
             (data.len() as u64, data.len() as u64, 0, 0)
         );
     }
-    assert!(!rig.mux.ctx.watching(1));
-    rig.mux.assert_no_violations();
+    assert!(!rig.mux.ctx.watching[1]);
+}
+
+/// QEMU's `qemu_chr_fe_write_all()` does not return before everything is
+/// accepted: on WOULD_BLOCK it sleeps 100 us and writes again, and nothing
+/// services the sinks' watches meanwhile. A refused write offers the full
+/// sinks again, so such a writer makes progress on whatever a stalled sink
+/// takes once its reader resumes, without `cmx_mux_sink_writable()`.
+#[test]
+fn write_all_writer_spinning_on_a_stalled_pipe_completes_once_its_reader_resumes() {
+    let cap = 4096;
+    let mut rig = Rig::new(&Cfg::new(&[block()]).queue(cap));
+    let (rd, wr) = pipe();
+    set_nonblocking(wr.as_raw_fd(), true);
+    rig.attach_fd(0, wr);
+    let (resume, paused) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        paused.recv().unwrap();
+        let mut got = Vec::new();
+        std::fs::File::from(rd).read_to_end(&mut got).unwrap();
+        got
+    });
+    let data = stream(1 << 20);
+    let start = Instant::now();
+    let (mut off, mut would_blocks) = (0, 0u64);
+    while off < data.len() {
+        assert!(start.elapsed() < deadline(), "write_all: stuck at {off}");
+        let len = rig.chunks.next_len().min(data.len() - off);
+        match rig.mux.write(&data[off..off + len]) {
+            (cmx_result::Ok, n) => off += n,
+            (cmx_result::WouldBlock, 0) => {
+                would_blocks += 1;
+                if would_blocks == 50 {
+                    // The pipe and the queue are full: the reader resumes.
+                    assert_eq!(rig.mux.stats(0).queued, cap as u64);
+                    assert!(rig.mux.ctx.eagain > 0);
+                    resume.send(()).unwrap();
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            r => panic!("cmx_mux_write: {r:?}"),
+        }
+    }
+    assert!(would_blocks >= 50, "the writer never spun: {would_blocks}");
+    // write_all returned; the main loop writes the rest through the watch.
+    rig.flush_and_close();
+    assert_bytes_eq("pipe reader", &reader.join().unwrap(), &data);
+    let st = rig.mux.stats(0);
+    assert_eq!(
+        (st.state, st.delivered, st.dropped, st.write_errors),
+        (OPEN, data.len() as u64, 0, 0)
+    );
+    assert!(st.backpressure_events >= 1, "{st:?}");
 }
 
 #[test]
@@ -117,7 +173,6 @@ fn stalled_drop_reader_never_slows_the_block_sink_and_counts_drops_exactly() {
         &data[data.len() - q..],
     );
     assert_eq!(segs.last().unwrap().1, data.len());
-    rig.mux.assert_no_violations();
 }
 
 #[test]
@@ -139,8 +194,8 @@ fn reader_hanging_up_fails_its_sink_with_epipe_and_others_get_everything() {
     assert_eq!(st.delivered, a as u64);
     assert_eq!(st.queued, 0);
     assert_balanced("failed sink", &st);
-    assert_eq!(*rig.mux.ctx.write_errors.borrow(), [(1, libc::EPIPE)]);
-    assert!(!rig.mux.ctx.watching(1));
+    assert_eq!(rig.mux.ctx.write_errors, [(1, libc::EPIPE)]);
+    assert!(!rig.mux.ctx.watching[1]);
     for i in [0, 2] {
         assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data[..b]);
         assert_eq!(rig.mux.stats(i).state, OPEN);
@@ -159,7 +214,6 @@ fn reader_hanging_up_fails_its_sink_with_epipe_and_others_get_everything() {
     for i in [0, 2] {
         assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data);
     }
-    rig.mux.assert_no_violations();
 }
 
 #[test]
@@ -177,7 +231,7 @@ fn stalled_block_reader_hanging_up_unblocks_the_writer() {
     // write fails with EPIPE, the queue is dropped, the writer is woken.
     rig.hang_up(1);
     rig.pump_all(&data[accepted..]);
-    assert!(rig.mux.ctx.woken.get() >= 1);
+    assert!(rig.mux.ctx.woken >= 1);
     rig.drain();
     assert_bytes_eq("sink 0", rig.received(0), &data);
     let st = rig.mux.stats(1);
@@ -188,7 +242,6 @@ fn stalled_block_reader_hanging_up_unblocks_the_writer() {
     assert_eq!(st.dropped, st.offered - st.delivered);
     assert!(st.dropped >= cap as u64, "the queue was dropped: {st:?}");
     assert_balanced("failed sink", &st);
-    rig.mux.assert_no_violations();
 }
 
 #[test]
@@ -220,8 +273,7 @@ fn replay_to_a_sink_that_starts_closed_gives_recent_then_live_output() {
     assert_eq!(st.delivered, st.offered);
     assert_balanced("late viewer", &st);
     // Only the first sink to open tells the frontend.
-    assert_eq!(*rig.mux.ctx.events.borrow(), [cmx_frontend_event::Opened]);
-    rig.mux.assert_no_violations();
+    assert_eq!(rig.mux.ctx.events, [cmx_frontend_event::Opened]);
 }
 
 #[test]
@@ -287,7 +339,7 @@ fn closing_the_last_sink_tells_the_frontend_and_reopening_tells_it_again() {
     rig.attach(0);
     assert_eq!(rig.mux.event(0, cmx_sink_event::Opened), cmx_result::Ok);
     assert_eq!(
-        *rig.mux.ctx.events.borrow(),
+        rig.mux.ctx.events,
         [
             cmx_frontend_event::Opened,
             cmx_frontend_event::Closed,
@@ -322,11 +374,11 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
 
     // The input source: the guest's room varies from 0 to 9 bytes; the loop
     // reads what cmx_mux_input_room says, and sometimes more than that (the
-    // library then consumes only the room and the rest is offered again).
+    // library then forwards only the room and the caller keeps the rest).
     let mut pending: Vec<u8> = Vec::new();
     let mut round = 0usize;
     let start = std::time::Instant::now();
-    while rig.mux.ctx.guest.borrow().len() < typed.len() {
+    while rig.mux.ctx.guest.len() < typed.len() {
         assert!(start.elapsed() < deadline(), "input stalled");
         let frontend_room = round % 10;
         round += 1;
@@ -339,16 +391,15 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
             let extra = if round % 3 == 0 { 5 } else { 0 };
             pending = read_some(&rig, 1, room + extra);
         }
-        let consumed = rig.mux.input(1, &pending, frontend_room);
-        assert_eq!(consumed, pending.len().min(frontend_room));
-        pending.drain(..consumed);
+        let forwarded = rig.mux.input(1, &pending, frontend_room);
+        assert_eq!(forwarded, pending.len().min(frontend_room));
+        pending.drain(..forwarded);
     }
-    assert_bytes_eq("guest input", &rig.mux.ctx.guest.borrow(), &typed);
+    assert_bytes_eq("guest input", &rig.mux.ctx.guest, &typed);
     assert!(rig
         .mux
         .ctx
         .input_calls
-        .borrow()
         .iter()
         .all(|&n| (1..=9).contains(&n)));
     let st1 = rig.mux.stats(1);
@@ -365,11 +416,7 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
         assert!(start.elapsed() < deadline(), "discarding stalled");
         let got = read_some(&rig, 0, room0);
         assert!(got.len() <= room0);
-        assert_eq!(
-            rig.mux.input(0, &got, 7),
-            got.len(),
-            "all of it is consumed"
-        );
+        assert_eq!(rig.mux.input(0, &got, 7), 0, "none of it is forwarded");
         discarded += got.len();
     }
     let st0 = rig.mux.stats(0);
@@ -378,16 +425,15 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
         (0, noise.len() as u64)
     );
     assert_eq!(
-        rig.mux.ctx.guest.borrow().len(),
+        rig.mux.ctx.guest.len(),
         typed.len(),
         "noise reached the guest"
     );
 
     // Breaks: only from the input source.
-    rig.mux.ctx.events.borrow_mut().clear();
+    rig.mux.ctx.events.clear();
     assert_eq!(rig.mux.event(0, cmx_sink_event::Break), cmx_result::Ok);
-    assert!(rig.mux.ctx.events.borrow().is_empty());
+    assert!(rig.mux.ctx.events.is_empty());
     assert_eq!(rig.mux.event(1, cmx_sink_event::Break), cmx_result::Ok);
-    assert_eq!(*rig.mux.ctx.events.borrow(), [cmx_frontend_event::Break]);
-    rig.mux.assert_no_violations();
+    assert_eq!(rig.mux.ctx.events, [cmx_frontend_event::Break]);
 }
