@@ -15,6 +15,10 @@
 //! - a multiplexer is used from one thread at a time.
 
 #![allow(non_camel_case_types)]
+// `#[must_use]` on functions that return the `#[must_use]` `cmx_result` is not
+// for Rust callers: cbindgen turns it into CMX_MUST_USE (warn_unused_result)
+// in the C header.
+#![allow(clippy::double_must_use)]
 
 mod boundary;
 pub(crate) mod enums;
