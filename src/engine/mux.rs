@@ -365,6 +365,12 @@ impl Mux {
                     if !self.frontend_open {
                         self.frontend_open = true;
                         self.push_event(FrontendEvent::Opened);
+                    } else if self.input == Some(sink) {
+                        // A new client on the input: a frontend that keeps
+                        // per-connection state (a monitor's greeting and
+                        // capabilities) starts a session for it.
+                        self.push_event(FrontendEvent::Closed);
+                        self.push_event(FrontendEvent::Opened);
                     }
                 }
             }
