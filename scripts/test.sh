@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of chardev-multiplex on this machine, installing what it needs:
 # Rust (engine, property, C-ABI harness over real fds, header freshness), C (meson,
-# valgrind), QEMU's own tests/unit/test-char on the patched tree, and end-to-end
+# valgrind), QEMU's own tests/unit/test-char and our qtest on the patched tree, and end-to-end
 # tests that boot the test guest in the patched QEMU.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +44,8 @@ if [ -d qemu-patches ] && [ -f qemu-patches/series ]; then
     done <qemu-patches/series
     step "QEMU: tests/unit/test-char"
     "$qbuild/tests/unit/test-char" --tap -k
+    step "QEMU: tests/qtest/multiplex-test (write_all frontends, monitors, quit)"
+    QTEST_QEMU_BINARY="$qemu" "$qbuild/tests/qtest/multiplex-test" --tap -k
     step "end-to-end: the test guest in the patched QEMU"
     CMX_QEMU="$qemu" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e
 fi

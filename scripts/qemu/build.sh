@@ -115,8 +115,11 @@ if [ ! -f "$build/build.ninja" ]; then
         --disable-install-blobs --disable-download --disable-docs \
         "${extra[@]}") || die "configure failed (log: $build/cmx-build.log)"
 fi
-log "building (ninja -C $build qemu-system-x86_64 tests/unit/test-char; log: $build/cmx-build.log)"
-run "$build/cmx-build.log" ninja -C "$build" qemu-system-x86_64 tests/unit/test-char \
+targets=(qemu-system-x86_64 tests/unit/test-char)
+# The series' qtest, once the series has one.
+grep -qs 'multiplex-test' "$src/tests/qtest/meson.build" && targets+=(tests/qtest/multiplex-test)
+log "building (ninja -C $build ${targets[*]}; log: $build/cmx-build.log)"
+run "$build/cmx-build.log" ninja -C "$build" "${targets[@]}" \
     || die "ninja failed (log: $build/cmx-build.log)"
 [ -x "$qemu" ] || die "$qemu was not produced"
 touch "$build/.cmx-complete"
