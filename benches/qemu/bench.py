@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import qemu as q  # noqa: E402
 import report  # noqa: E402
+import rigs  # noqa: E402
 import runs  # noqa: E402
 
 THROUGHPUT = ["file", "hub", "socket+logfile", "multiplex", "multiplex nocoalesce",
@@ -71,6 +72,18 @@ LABELS = {
     "socket+logfile|resumes": "socket,logfile=, viewer reads again after a 5 s stall",
 }
 PHASES = ["throughput", "stall", "echo", "syscalls", "fanout"]
+
+# With $CMX_BENCH_BASELINE_QEMU (a build of the previous version of the series), the
+# multiplex configurations also run in it, interleaved with the current ones.
+if rigs.baseline_qemu():
+    V1 = rigs.BASELINE
+    THROUGHPUT += ["multiplex" + V1, "multiplex x8" + V1]
+    STALL += [("multiplex drop" + V1, "stalled")]
+    ECHO += ["multiplex" + V1]
+    for key in ["multiplex", "multiplex x8", "multiplex drop|stalled"]:
+        name, _, how = key.partition("|")
+        LABELS[name + V1 + ("|" + how if how else "")] = LABELS[key] + ", previous series (v1)"
+
 
 
 def parse_args():

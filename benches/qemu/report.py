@@ -169,6 +169,8 @@ def targets(tp, stall, echo):
                     "file backend", m > f and mc < fc,
                     "%.3f vs %.3f MiB/s = %.1fx; %.2f vs %.2f CPU-s/MiB = %.1fx cheaper"
                     % (m, f, m / f, mc, fc, fc / mc)))
+    for cfg in ("multiplex", "multiplex x8"):
+        out += _versus_v1(tp, cfg)
     pooled = {c: [x for r in ok_runs(echo.get(c, [])) for x in r["rtt_ms"]]
               for c in ("multiplex", "multiplex nocoalesce", "hub")}
     m, h, n = pooled["multiplex"], pooled["hub"], pooled["multiplex nocoalesce"]
@@ -184,8 +186,31 @@ def targets(tp, stall, echo):
     return out
 
 
+def _versus_v1(tp, cfg):
+    """No regression against the previous series, run side by side: the ratio of
+    each round's pair (runs are interleaved round by round), judged only where
+    the whole spread is on one side of the bound."""
+    new, old = ok_runs(tp.get(cfg, [])), ok_runs(tp.get(cfg + " v1", []))
+    if not new or not old:
+        return []
+    out = []
+    for metric, bound, better in (("mib_s", 0.95, "higher"), ("cpu_s_per_mib", 1.05, "lower")):
+        ratios = sorted(a[metric] / b[metric] for a, b in zip(new, old))
+        lo, mid, hi = ratios[0], median(ratios), ratios[-1]
+        if better == "higher":
+            met = True if lo >= bound else False if hi < bound else None
+            what = "%s: throughput >= %d%% of the previous series" % (cfg, 100 * bound)
+        else:
+            met = True if hi <= bound else False if lo > bound else None
+            what = "%s: CPU per MiB <= %d%% of the previous series" % (cfg, 100 * bound)
+        out.append((what, met, "ratio this/previous per round: median %.3f, min %.3f, "
+                    "max %.3f over %d rounds" % (mid, lo, hi, len(ratios))))
+    return out
+
+
 def targets_text(items):
-    return "\n".join("- %s: **%s** (%s)" % (what, "met" if met else "NOT met", why)
+    verdict = {True: "met", False: "NOT met", None: "undecided (the spread straddles it)"}
+    return "\n".join("- %s: **%s** (%s)" % (what, verdict[met], why)
                      for what, met, why in items)
 
 

@@ -170,6 +170,7 @@ class Rig:
         self._close_at_end = []
         self.multiplex = None  # id of the multiplex chardev, for its stats
         self.typist_leaves = False  # the typing viewer disconnects after the command
+        self.binary = None  # another QEMU build (a "... v1" configuration), or the default
 
     def chardev(self, spec):
         self.args += ["-chardev", spec]
@@ -310,9 +311,22 @@ RIGS = {
 }
 
 
+# A configuration name ending in BASELINE runs in the QEMU at $CMX_BENCH_BASELINE_QEMU
+# (the previous version of the series), side by side with the current one.
+BASELINE = " v1"
+
+
+def baseline_qemu():
+    return os.environ.get("CMX_BENCH_BASELINE_QEMU")
+
+
 def build_rig(name, workdir, drain):
     rig = Rig(name, workdir, drain)
-    RIGS[name](rig)
+    if name.endswith(BASELINE):
+        RIGS[name[:-len(BASELINE)]](rig)
+        rig.binary = baseline_qemu()
+    else:
+        RIGS[name](rig)
     return rig
 
 
@@ -323,7 +337,8 @@ def start_qemu(rig, guest, attempts=3):
     process may replace the build between runs)."""
     for attempt in range(attempts):
         try:
-            vm = q.Qemu(rig.args, guest=guest, pass_fds=rig.pass_fds, timeout=30)
+            vm = q.Qemu(rig.args, guest=guest, pass_fds=rig.pass_fds, binary=rig.binary,
+                        timeout=30)
             rig.started()
             return vm
         except (q.QemuError, OSError):
