@@ -1,55 +1,82 @@
 //! Fan-out throughput: the multiplexer, driven through its C ABI, against
-//! the floor a hand-written fan-out reaches on the same machine.
+//! the floor hand-written fan-outs reach on the same machine.
 //!
-//! For each write size (4 KiB and 1 byte) and each sink count N (1, 2, 8):
+//! For each write size (4 KiB and 1 byte) and each sink count N (1, 2, 8)
+//! the contenders are:
 //!
-//! - baseline: a plain loop that `write(2)`s each buffer to N blocking
-//!   `AF_UNIX` socketpairs in turn;
-//! - mux: `cmx_mux_write()` of the same buffers; the sinks are the same kind
-//!   of socketpairs, non-blocking, and the `sink_write` callback does one real
-//!   `write(2)`. On `CMX_RESULT_WOULD_BLOCK` the loop `poll(2)`s the sinks the
-//!   library asked to watch and calls `cmx_mux_sink_writable()` until
-//!   `frontend_writable` is called, as an event loop would. All sinks are
-//!   `block` (lossless), queue capacity the default (64 KiB), replay off.
+//! - `write(2)`: a plain loop that `write(2)`s each buffer to N blocking
+//!   `AF_UNIX` socketpairs in turn (unbuffered);
+//! - `buffered` (1-byte writes only): the same loop behind one user-space
+//!   buffer of `CMX_BENCH_BUF` bytes (default 8 KiB, the size of Rust's
+//!   `BufWriter`), written to each socket in turn when full and at the end:
+//!   what a writer that may hold its output for as long as it likes does;
+//! - `mux`: `cmx_mux_write()` of the same buffers into sinks that are the
+//!   same kind of socketpairs, non-blocking. After every call the loop
+//!   drains the library's pull API: `cmx_mux_poll_transmit()`, one real
+//!   `write(2)`, `cmx_mux_transmitted()`, until nothing is due, then
+//!   `cmx_mux_watch_mask()` and `cmx_mux_poll_event()`. On
+//!   `CMX_RESULT_WOULD_BLOCK` it `poll(2)`s the watched sinks and calls
+//!   `cmx_mux_sink_writable()` until `CMX_FRONTEND_EVENT_WRITABLE`, as an
+//!   event loop would. All sinks are `block` (lossless), queue capacity the
+//!   default (64 KiB), replay off;
+//! - `mux 1ms` (1-byte writes only): the same with `cmx_mux_write_at()` on
+//!   the monotonic clock and the default 1 ms coalescing window, as QEMU
+//!   drives it; the loop calls `cmx_mux_handle_timeout()` once the deadline
+//!   of `cmx_mux_poll_timeout()` has passed, and once at the end.
 //!
-//! In both, every peer end is drained by its own reading thread (64 KiB
-//! reads), and the clock runs from the first write until every reader has
-//! seen end of file, so both include the final drain. Each reader's byte
-//! count is checked against what was written.
+//! In all of them every peer end is drained by its own reading thread
+//! (64 KiB reads), and the clock runs from the first write until every
+//! reader has seen end of file, so all include the final drain. Each
+//! reader's byte count is checked against what was written.
 //!
-//! Every configuration runs `CMX_BENCH_REPEATS` times (default 3), baseline
-//! and mux alternating (and swapping which goes first), so that noise hits
-//! both; the table gives the medians.
+//! After one short untimed warm-up run of `write(2)` and of `mux` (the first
+//! runs of a process were up to 3 times slower than the rest), every
+//! configuration runs `CMX_BENCH_REPEATS` rounds (default 5); in each
+//! round every contender runs once, one after the other, and the order
+//! rotates from round to round (A B, B A, ...), so that noise hits all of
+//! them. A ratio (mux MiB/s over baseline MiB/s) is taken within each round,
+//! and the table gives its min, median and max over the rounds. The target
+//! is a ratio of at least 0.9; a row says "met" or "not met" only when its
+//! whole min..max range is on one side of it, and "undecided (spread)"
+//! otherwise: two runs of the same row have differed by more than the
+//! distance to the target (0.86 and 1.00).
 //!
 //! Totals per run, overridable with environment variables:
 //! - `CMX_BENCH_BYTES`: bytes per sink for 4 KiB writes (default 256 MiB);
-//! - `CMX_BENCH_BYTES_1B`: bytes per sink for 1-byte writes (default 1 MiB).
-//!   One-byte writes are bound by system calls and context switches: the
-//!   baseline makes one `write(2)` per byte per sink, each waking a reader;
-//!   on a 2-CPU machine that is about 5 us per call, so 1 MiB to 8 sinks takes
-//!   the baseline some 40 s per run. Hence the small default.
+//! - `CMX_BENCH_BYTES_1B`: bytes per sink for 1-byte writes (default
+//!   768 KiB). One-byte writes through `write(2)` are bound by system calls
+//!   and context switches: one call per byte per sink, each waking a reader;
+//!   on a 2-CPU machine that is 3 to 5 us per call, so 768 KiB to 8 sinks
+//!   takes that baseline some 20 s per run. Hence the small default.
 //!
-//! What the ratio means: with 4 KiB writes both sides make about one
+//! The whole run takes about 2.5 minutes on a 2-CPU machine, most of it in
+//! the `write(2)` baseline with 1-byte writes.
+//!
+//! What the ratios mean: with 4 KiB writes every contender makes about one
 //! `write(2)` per buffer per sink, and the time goes to the kernel (context
 //! switches between the writer and the readers); the library's own code is
-//! under 1% of the profile. With 1-byte writes the multiplexer is far ahead
-//! of the baseline, for a reason that is not the baseline's fault: once a
-//! sink's socket pushes back (EAGAIN), later bytes are queued and flushed in
-//! writes of up to 64 KiB, while the plain loop still pays one system call
-//! per byte.
+//! about 1% of the profile, plus the copy into its queue. With 1-byte writes `mux` is far ahead of
+//! `write(2)`, for a reason that is not that baseline's fault: once a sink's
+//! socket pushes back (EAGAIN), later bytes are queued and written in writes
+//! of up to 64 KiB, while the plain loop still pays one system call per byte.
+//! Against `buffered`, which makes one system call per 8 KiB per sink
+//! whatever the readers do, plain `mux` writes through as long as the
+//! sockets keep up; `mux 1ms` holds output for at most 1 ms, so it pays a
+//! system call per sink per millisecond, plus its per-byte calls into the
+//! library and a clock reading per byte (as QEMU makes).
 //!
 //! `CMX_BENCH_SIZES` (default `4096,1`), `CMX_BENCH_N` (default `1,2,8`) and
-//! `CMX_BENCH_REPEATS` pick configurations, and `CMX_BENCH_ONLY=baseline` or
-//! `CMX_BENCH_ONLY=mux` runs one side only, e.g. for profiling;
-//! `CMX_BENCH_VERBOSE=1` prints the multiplexer's system-call counts per run.
+//! `CMX_BENCH_REPEATS` pick configurations; `CMX_BENCH_ONLY` (a comma-separated
+//! list of `write`, `buffered`, `mux`, `mux1ms`, or `baseline` for the first
+//! two) runs some contenders only, e.g. for profiling; `CMX_BENCH_VERBOSE=1`
+//! prints the multiplexer's system-call counts per run.
 //!
 //! MiB/s is what the frontend wrote per second; every sink received all of it.
 //!
 //! Run with `cargo bench --bench fanout` (release profile).
 
-use std::cell::Cell;
-use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +84,10 @@ use std::time::{Duration, Instant};
 use chardev_multiplex::ffi::*;
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// The ratio (mux over baseline) the library aims for.
+const TARGET: f64 = 0.9;
+/// CMX_BENCH_VERBOSE, once the warm-up is over.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 fn env_bytes(name: &str, default: usize) -> usize {
     match std::env::var(name) {
@@ -140,33 +171,39 @@ struct Setup {
     start: Arc<Barrier>,
 }
 
-fn setup(n: usize) -> Setup {
-    let start = Arc::new(Barrier::new(n + 1));
-    let mut ours = Vec::new();
-    let mut readers = Vec::new();
-    for _ in 0..n {
-        let (a, b) = socketpair();
-        ours.push(a);
-        readers.push(reader(b, start.clone()));
+impl Setup {
+    fn new(n: usize) -> Setup {
+        let start = Arc::new(Barrier::new(n + 1));
+        let mut ours = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..n {
+            let (a, b) = socketpair();
+            ours.push(a);
+            readers.push(reader(b, start.clone()));
+        }
+        Setup {
+            ours,
+            readers,
+            start,
+        }
     }
-    Setup {
-        ours,
-        readers,
-        start,
-    }
-}
 
-/// Closes our ends, joins the readers, checks their counts.
-fn finish(s: Setup, want: u64, what: &str) {
-    drop(s.ours);
-    for (i, r) in s.readers.into_iter().enumerate() {
-        let got = r.join().expect("reader panicked");
-        assert_eq!(got, want, "{what}: reader {i} got {got} bytes, want {want}");
+    fn fds(&self) -> Vec<RawFd> {
+        self.ours.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// Closes our ends, joins the readers, checks their counts.
+    fn finish(self, want: u64, what: &str) {
+        drop(self.ours);
+        for (i, r) in self.readers.into_iter().enumerate() {
+            let got = r.join().expect("reader panicked");
+            assert_eq!(got, want, "{what}: reader {i} got {got} bytes, want {want}");
+        }
     }
 }
 
 /// The data: `total` bytes offered `size` bytes at a time, from a buffer
-/// whose content changes with the offset (the same for both contenders).
+/// whose content changes with the offset (the same for every contender).
 struct Source {
     buf: Vec<u8>,
     size: usize,
@@ -204,123 +241,202 @@ fn write_all_blocking(fd: RawFd, mut data: &[u8]) {
     }
 }
 
-/// The hand-written fan-out: each buffer to each sink in turn.
-fn run_baseline(n: usize, src: &Source) -> Duration {
-    let s = setup(n);
-    let fds: Vec<RawFd> = s.ours.iter().map(|f| f.as_raw_fd()).collect();
+/// The hand-written fan-out: each buffer to each sink in turn, through a
+/// user-space buffer of `buffer` bytes (0: none, every buffer is written).
+fn run_baseline(n: usize, src: &Source, buffer: usize) -> Duration {
+    let s = Setup::new(n);
+    let fds = s.fds();
+    let mut pending: Vec<u8> = Vec::with_capacity(buffer);
+    let flush = |data: &[u8]| {
+        for &fd in &fds {
+            write_all_blocking(fd, data);
+        }
+    };
     s.start.wait();
     let t0 = Instant::now();
     let mut off = 0;
     while off < src.total {
         let c = src.chunk(off);
-        for &fd in &fds {
-            write_all_blocking(fd, c);
+        if buffer == 0 {
+            flush(c);
+        } else {
+            pending.extend_from_slice(c);
+            if pending.len() >= buffer {
+                flush(&pending);
+                pending.clear();
+            }
         }
         off += c.len();
     }
-    finish(s, src.total as u64, "baseline");
+    flush(&pending);
+    s.finish(src.total as u64, "baseline");
     t0.elapsed()
 }
 
-/// The callbacks' opaque state.
-struct Ctx {
+fn ok(r: cmx_result, what: &str) {
+    assert_eq!(r, cmx_result::Ok, "{what}");
+}
+
+/// The caller's side of a multiplexer whose sinks are non-blocking fds.
+struct Driver {
+    mux: *mut cmx_mux,
     fds: Vec<RawFd>,
-    watching: [Cell<bool>; CMX_MAX_SINKS],
-    woken: Cell<bool>,
+    /// The sinks to poll for POLLOUT, from `cmx_mux_watch_mask()`.
+    watch: u32,
+    /// `CMX_FRONTEND_EVENT_WRITABLE` came since this was last cleared.
+    woken: bool,
+    pfds: Vec<libc::pollfd>,
+    idx: Vec<usize>,
     /// Counters for CMX_BENCH_VERBOSE.
-    writes: Cell<u64>,
-    short_writes: Cell<u64>,
-    eagain: Cell<u64>,
-    polls: Cell<u64>,
-    would_blocks: Cell<u64>,
+    writes: u64,
+    short_writes: u64,
+    eagain: u64,
+    polls: u64,
+    would_blocks: u64,
 }
 
-unsafe extern "C" fn cb_write(
-    opaque: *mut c_void,
-    sink: usize,
-    data: *const u8,
-    len: usize,
-) -> isize {
-    // SAFETY: `opaque` is our Ctx; `data` is valid for `len` bytes.
-    unsafe {
-        let ctx = &*(opaque as *const Ctx);
-        let n = libc::write(ctx.fds[sink], data.cast(), len);
-        ctx.writes.set(ctx.writes.get() + 1);
-        if n < 0 {
-            let e = errno();
-            if e == libc::EAGAIN {
-                ctx.eagain.set(ctx.eagain.get() + 1);
-            }
-            -(e as isize)
-        } else {
-            if (n as usize) < len {
-                ctx.short_writes.set(ctx.short_writes.get() + 1);
-            }
-            n
+impl Driver {
+    fn new(cfg: &cmx_mux_config, fds: Vec<RawFd>) -> Driver {
+        let mut mux = std::ptr::null_mut();
+        // SAFETY: valid pointers, borrowed for the call.
+        ok(unsafe { cmx_mux_new(cfg, &mut mux) }, "cmx_mux_new");
+        Driver {
+            mux,
+            pfds: Vec::with_capacity(fds.len()),
+            idx: Vec::with_capacity(fds.len()),
+            fds,
+            watch: 0,
+            woken: false,
+            writes: 0,
+            short_writes: 0,
+            eagain: 0,
+            polls: 0,
+            would_blocks: 0,
         }
     }
-}
 
-unsafe extern "C" fn cb_watch(opaque: *mut c_void, sink: usize, enable: bool) {
-    // SAFETY: `opaque` is our Ctx.
-    let ctx = unsafe { &*(opaque as *const Ctx) };
-    ctx.watching[sink].set(enable);
-}
-
-unsafe extern "C" fn cb_writable(opaque: *mut c_void) {
-    // SAFETY: `opaque` is our Ctx.
-    let ctx = unsafe { &*(opaque as *const Ctx) };
-    ctx.woken.set(true);
-}
-
-/// Polls the watched sinks for POLLOUT (blocking) and reports the ready ones.
-fn service(mux: *mut cmx_mux, ctx: &Ctx, pfds: &mut Vec<libc::pollfd>, idx: &mut Vec<usize>) {
-    pfds.clear();
-    idx.clear();
-    for (i, &fd) in ctx.fds.iter().enumerate() {
-        if ctx.watching[i].get() {
-            pfds.push(libc::pollfd {
-                fd,
-                events: libc::POLLOUT,
-                revents: 0,
-            });
-            idx.push(i);
-        }
-    }
-    if pfds.is_empty() {
-        return;
-    }
-    ctx.polls.set(ctx.polls.get() + 1);
-    // SAFETY: `pfds` is a valid pollfd array.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
-    if r < 0 {
-        assert_eq!(errno(), libc::EINTR);
-        return;
-    }
-    for (p, &i) in pfds.iter().zip(idx.iter()) {
-        if p.revents != 0 {
+    /// The pull loop: writes what is due, then reads the watch mask and the
+    /// frontend's events.
+    fn drain(&mut self) {
+        let mux = self.mux;
+        loop {
+            let mut t = cmx_transmit {
+                sink: 0,
+                data: std::ptr::null(),
+                len: 0,
+            };
+            // SAFETY: live mux, writable out.
+            ok(
+                unsafe { cmx_mux_poll_transmit(mux, &mut t) },
+                "poll_transmit",
+            );
+            if t.len == 0 {
+                break;
+            }
+            // SAFETY: the library hands out `len` readable bytes.
+            let n = unsafe { libc::write(self.fds[t.sink], t.data.cast(), t.len) };
+            self.writes += 1;
+            let result = if n < 0 {
+                let e = errno();
+                self.eagain += u64::from(e == libc::EAGAIN);
+                -(e as isize)
+            } else {
+                self.short_writes += u64::from((n as usize) < t.len);
+                n
+            };
             // SAFETY: live mux.
-            let r = unsafe { cmx_mux_sink_writable(mux, i) };
-            assert_eq!(r, cmx_result::Ok);
+            ok(
+                unsafe { cmx_mux_transmitted(mux, t.sink, result) },
+                "transmitted",
+            );
+        }
+        // SAFETY: live mux, writable out.
+        ok(
+            unsafe { cmx_mux_watch_mask(mux, &mut self.watch) },
+            "watch_mask",
+        );
+        loop {
+            let mut ev = cmx_frontend_event::None;
+            // SAFETY: live mux, writable out.
+            ok(unsafe { cmx_mux_poll_event(mux, &mut ev) }, "poll_event");
+            match ev {
+                cmx_frontend_event::None => break,
+                cmx_frontend_event::Writable => self.woken = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until a watched sink is writable, reports the ready ones and
+    /// drains. Returns false at once when no sink is watched.
+    fn service(&mut self) -> bool {
+        self.pfds.clear();
+        self.idx.clear();
+        for (i, &fd) in self.fds.iter().enumerate() {
+            if self.watch & 1 << i != 0 {
+                self.pfds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                });
+                self.idx.push(i);
+            }
+        }
+        if self.pfds.is_empty() {
+            return false;
+        }
+        self.polls += 1;
+        // SAFETY: `pfds` is a valid pollfd array.
+        let r = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as _, -1) };
+        if r < 0 {
+            assert_eq!(errno(), libc::EINTR);
+            return true;
+        }
+        for (p, &i) in self.pfds.iter().zip(self.idx.iter()) {
+            if p.revents != 0 {
+                // SAFETY: live mux.
+                ok(
+                    unsafe { cmx_mux_sink_writable(self.mux, i) },
+                    "sink_writable",
+                );
+            }
+        }
+        self.drain();
+        true
+    }
+
+    /// With coalescing: releases held output once its deadline has passed.
+    fn timer(&mut self, now: u64) {
+        let (mut pending, mut deadline) = (false, 0);
+        // SAFETY: live mux, writable outs.
+        ok(
+            unsafe { cmx_mux_poll_timeout(self.mux, &mut pending, &mut deadline) },
+            "poll_timeout",
+        );
+        if pending && deadline <= now {
+            // SAFETY: live mux.
+            ok(
+                unsafe { cmx_mux_handle_timeout(self.mux, now) },
+                "handle_timeout",
+            );
         }
     }
 }
 
-fn run_mux(n: usize, src: &Source) -> Duration {
-    let s = setup(n);
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // SAFETY: created by cmx_mux_new, freed once.
+        unsafe { cmx_mux_free(self.mux) };
+    }
+}
+
+/// The multiplexer: `cmx_mux_write()`, or with `coalesce` `cmx_mux_write_at()`
+/// on the monotonic clock with the default window.
+fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
+    let s = Setup::new(n);
     for f in &s.ours {
         set_nonblocking(f.as_raw_fd());
     }
-    let ctx = Box::new(Ctx {
-        fds: s.ours.iter().map(|f| f.as_raw_fd()).collect(),
-        watching: Default::default(),
-        woken: Cell::new(false),
-        writes: Cell::new(0),
-        short_writes: Cell::new(0),
-        eagain: Cell::new(0),
-        polls: Cell::new(0),
-        would_blocks: Cell::new(0),
-    });
     let sinks = vec![
         cmx_sink_config {
             overflow: cmx_overflow::Block as u32,
@@ -334,179 +450,349 @@ fn run_mux(n: usize, src: &Source) -> Duration {
         n_sinks: n,
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
         replay_capacity: 0,
-        coalesce_ns: 0,
+        coalesce_ns: if coalesce { CMX_DEFAULT_COALESCE_NS } else { 0 },
     };
-    let cb = cmx_callbacks {
-        sink_write: Some(cb_write),
-        sink_watch: Some(cb_watch),
-        frontend_writable: Some(cb_writable),
-        frontend_input: None,
-        frontend_event: None,
-    };
-    let mut mux: *mut cmx_mux = std::ptr::null_mut();
-    // SAFETY: valid pointers; `ctx` outlives the mux.
-    let r = unsafe { cmx_mux_new(&cfg, &cb, &*ctx as *const Ctx as *mut c_void, &mut mux) };
-    assert_eq!(r, cmx_result::Ok);
-    let mut pfds = Vec::with_capacity(n);
-    let mut idx = Vec::with_capacity(n);
+    let mut d = Driver::new(&cfg, s.fds());
+    d.drain(); // OPENED
 
     s.start.wait();
     let t0 = Instant::now();
+    let clock = || t0.elapsed().as_nanos() as u64;
     let mut off = 0;
     while off < src.total {
         let c = src.chunk(off);
         let mut done = 0;
         while done < c.len() {
+            let (data, len) = (c[done..].as_ptr(), c.len() - done);
             let mut acc = 0usize;
+            d.woken = false;
             // SAFETY: live mux, valid buffers.
-            let r = unsafe { cmx_mux_write(mux, c[done..].as_ptr(), c.len() - done, &mut acc) };
+            let r = unsafe {
+                if coalesce {
+                    let now = clock();
+                    d.timer(now);
+                    cmx_mux_write_at(d.mux, data, len, now, &mut acc)
+                } else {
+                    cmx_mux_write(d.mux, data, len, &mut acc)
+                }
+            };
+            d.drain();
             match r {
                 cmx_result::Ok => done += acc,
                 cmx_result::WouldBlock => {
-                    ctx.would_blocks.set(ctx.would_blocks.get() + 1);
-                    ctx.woken.set(false);
-                    while !ctx.woken.get() {
-                        service(mux, &ctx, &mut pfds, &mut idx);
-                    }
+                    d.would_blocks += 1;
+                    while !d.woken && d.service() {}
                 }
                 r => panic!("cmx_mux_write: {r:?}"),
             }
         }
         off += c.len();
     }
-    // Flush what is still queued.
-    while ctx.watching.iter().any(|w| w.get()) {
-        service(mux, &ctx, &mut pfds, &mut idx);
-    }
+    // Write out what is held and what is queued.
+    // SAFETY: live mux.
+    ok(
+        unsafe { cmx_mux_handle_timeout(d.mux, clock()) },
+        "handle_timeout",
+    );
+    d.drain();
+    while d.service() {}
+    let mut backlog = usize::MAX;
+    // SAFETY: live mux, writable out.
+    ok(
+        unsafe { cmx_mux_lossless_backlog(d.mux, &mut backlog) },
+        "backlog",
+    );
+    assert_eq!(backlog, 0);
     for i in 0..n {
         let mut st = cmx_sink_stats::default();
         // SAFETY: live mux, writable out.
-        let r = unsafe { cmx_mux_sink_stats(mux, i, &mut st) };
-        assert_eq!(r, cmx_result::Ok);
+        ok(unsafe { cmx_mux_sink_stats(d.mux, i, &mut st) }, "stats");
         assert_eq!(
             (st.delivered, st.queued, st.dropped),
             (src.total as u64, 0, 0)
         );
     }
-    finish(s, src.total as u64, "mux");
+    s.finish(src.total as u64, "mux");
     let elapsed = t0.elapsed();
-    if std::env::var_os("CMX_BENCH_VERBOSE").is_some() {
+    if VERBOSE.load(Ordering::Relaxed) {
         eprintln!(
-            "  mux N={n} size={}: {:.3}s, {} cmx_mux_write calls, {} sink writes \
+            "  mux{} N={n} size={}: {:.3}s, {} write calls, {} sink writes \
              ({} short, {} EAGAIN), {} WOULD_BLOCK, {} polls",
+            if coalesce { " 1ms" } else { "" },
             src.size,
             elapsed.as_secs_f64(),
             src.total.div_ceil(src.size),
-            ctx.writes.get(),
-            ctx.short_writes.get(),
-            ctx.eagain.get(),
-            ctx.would_blocks.get(),
-            ctx.polls.get()
+            d.writes,
+            d.short_writes,
+            d.eagain,
+            d.would_blocks,
+            d.polls
         );
     }
-    // SAFETY: live mux, freed once.
-    assert_eq!(unsafe { cmx_mux_free(mux) }, cmx_result::Ok);
     elapsed
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Contender {
+    Write,
+    Buffered,
+    Mux,
+    MuxCoalesced,
+}
+
+impl Contender {
+    fn key(self) -> &'static str {
+        match self {
+            Contender::Write => "write",
+            Contender::Buffered => "buffered",
+            Contender::Mux => "mux",
+            Contender::MuxCoalesced => "mux1ms",
+        }
+    }
+
+    fn name(self, buffer: usize) -> String {
+        match self {
+            Contender::Write => "write(2)".to_owned(),
+            Contender::Buffered => format!("buffered {}", size_label(buffer)),
+            Contender::Mux => "mux".to_owned(),
+            Contender::MuxCoalesced => "mux 1ms".to_owned(),
+        }
+    }
+
+    fn is_mux(self) -> bool {
+        matches!(self, Contender::Mux | Contender::MuxCoalesced)
+    }
+
+    fn run(self, n: usize, src: &Source, buffer: usize) -> Duration {
+        match self {
+            Contender::Write => run_baseline(n, src, 0),
+            Contender::Buffered => run_baseline(n, src, buffer),
+            Contender::Mux => run_mux(n, src, false),
+            Contender::MuxCoalesced => run_mux(n, src, true),
+        }
+    }
+}
+
+fn size_label(size: usize) -> String {
+    match size {
+        1 => "1 B".to_owned(),
+        s if s % 1024 == 0 => format!("{} KiB", s / 1024),
+        s => format!("{s} B"),
+    }
+}
+
+/// (min, median, max); the median of an even count is the mean of the middle two.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let k = v.len();
+    let med = if k % 2 == 1 {
+        v[k / 2]
+    } else {
+        (v[k / 2 - 1] + v[k / 2]) / 2.0
+    };
+    (v[0], med, v[k - 1])
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Met,
+    NotMet,
+    Undecided,
+}
+
+impl Verdict {
+    /// A verdict only when every round's ratio is on the same side of the target.
+    fn of(ratios: &[f64]) -> Verdict {
+        let (lo, _, hi) = spread(ratios);
+        if lo >= TARGET {
+            Verdict::Met
+        } else if hi < TARGET {
+            Verdict::NotMet
+        } else {
+            Verdict::Undecided
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "not met",
+            Verdict::Undecided => "undecided (spread)",
+        }
+    }
+}
+
+/// One row of the ratio table.
+struct RatioRow {
+    label: String,
+    n: usize,
+    mux: String,
+    baseline: String,
+    ratios: Vec<f64>,
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
     let total_4k = env_bytes("CMX_BENCH_BYTES", 256 << 20);
-    let total_1b = env_bytes("CMX_BENCH_BYTES_1B", 1 << 20);
-    let repeats = env_bytes("CMX_BENCH_REPEATS", 3).max(1);
+    let total_1b = env_bytes("CMX_BENCH_BYTES_1B", 768 << 10);
+    let buffer = env_bytes("CMX_BENCH_BUF", 8 << 10).max(1);
+    let rounds = env_bytes("CMX_BENCH_REPEATS", 5).max(1);
+    let only: Vec<String> = std::env::var("CMX_BENCH_ONLY")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let wanted = |c: Contender| {
+        only.is_empty()
+            || only.iter().any(|o| {
+                o == c.key()
+                    || (o == "baseline" && matches!(c, Contender::Write | Contender::Buffered))
+            })
+    };
     // SAFETY: ignoring SIGPIPE has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 
     println!(
-        "fan-out to N AF_UNIX socketpairs, one reader thread each; {} CPUs; \
-         {repeats} runs each (median), baseline and mux alternating",
+        "fan-out to N AF_UNIX socketpairs, one reader thread each; {} CPUs; {rounds} rounds per \
+         configuration, each contender once per round, order rotating",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "bytes per sink: {} MiB with 4 KiB writes (CMX_BENCH_BYTES), {} MiB with 1-byte writes (CMX_BENCH_BYTES_1B)",
+        "bytes per sink and run: {} MiB with 4 KiB writes (CMX_BENCH_BYTES), {} MiB with 1-byte \
+         writes (CMX_BENCH_BYTES_1B); buffered baseline: {} buffer (CMX_BENCH_BUF)",
         total_4k as f64 / MIB,
-        total_1b as f64 / MIB
+        total_1b as f64 / MIB,
+        size_label(buffer)
     );
     println!("MiB/s: bytes the frontend wrote per second (every sink receives all of them)");
     println!();
     println!(
-        "{:>10} {:>3} {:>15} {:>15} {:>7}  {:>22}  {:>22}",
-        "write size", "N", "baseline MiB/s", "mux MiB/s", "ratio", "baseline runs", "mux runs"
+        "{:>10} {:>3}  {:<14} {:>30}",
+        "write size", "N", "contender", "MiB/s median (min-max)"
     );
-    let mut all_ok = true;
-    // "baseline" or "mux" runs only that one (for profiling); default both.
-    let which = std::env::var("CMX_BENCH_ONLY").unwrap_or_default();
     let sizes = env_list("CMX_BENCH_SIZES", &[4096, 1]);
     let counts = env_list("CMX_BENCH_N", &[1, 2, 8]);
+    // One short untimed run of each contender first: the first runs of a
+    // process were up to 3 times slower than the rest (page faults, lazy
+    // symbol binding, thread start-up), whichever contender went first.
+    let warm_up = Source::new(4096, 8 << 20);
+    for c in [Contender::Write, Contender::Mux] {
+        c.run(2, &warm_up, buffer);
+    }
+    VERBOSE.store(
+        std::env::var_os("CMX_BENCH_VERBOSE").is_some(),
+        Ordering::Relaxed,
+    );
+    let mut rows: Vec<RatioRow> = Vec::new();
     for &size in &sizes {
+        assert!(size > 0, "a write size of 0");
         let total = if size == 1 { total_1b } else { total_4k };
         let src = Source::new(size, total);
+        let contenders: Vec<Contender> = if size == 1 {
+            vec![
+                Contender::Write,
+                Contender::Buffered,
+                Contender::Mux,
+                Contender::MuxCoalesced,
+            ]
+        } else {
+            vec![Contender::Write, Contender::Mux]
+        }
+        .into_iter()
+        .filter(|&c| wanted(c))
+        .collect();
+        let k = contenders.len();
         for &n in &counts {
             assert!(
                 (1..=CMX_MAX_SINKS).contains(&n),
                 "N must be 1 to {CMX_MAX_SINKS}"
             );
-            let mut base = Vec::new();
-            let mut mux = Vec::new();
-            for rep in 0..repeats {
-                let mbs = |d: Duration| total as f64 / MIB / d.as_secs_f64();
-                let b = || mbs(run_baseline(n, &src));
-                let m = || mbs(run_mux(n, &src));
-                match which.as_str() {
-                    "baseline" => base.push(b()),
-                    "mux" => mux.push(m()),
-                    _ if rep % 2 == 0 => {
-                        base.push(b());
-                        mux.push(m());
-                    }
-                    _ => {
-                        mux.push(m());
-                        base.push(b());
-                    }
+            let mut mbs: Vec<Vec<f64>> = vec![Vec::new(); k];
+            for round in 0..rounds {
+                for j in 0..k {
+                    let c = (j + round) % k;
+                    let d = contenders[c].run(n, &src, buffer);
+                    mbs[c].push(total as f64 / MIB / d.as_secs_f64());
                 }
             }
-            let fmt = |v: &[f64]| {
-                v.iter()
-                    .map(|x| format!("{x:.3}"))
-                    .collect::<Vec<_>>()
-                    .join("/")
-            };
-            let (bs, ms) = (fmt(&base), fmt(&mux));
-            let b = if base.is_empty() {
-                f64::NAN
-            } else {
-                median(&mut base)
-            };
-            let m = if mux.is_empty() {
-                f64::NAN
-            } else {
-                median(&mut mux)
-            };
-            let ratio = m / b;
-            if ratio.is_finite() {
-                all_ok &= ratio >= 0.9;
+            let label = size_label(size);
+            for (c, v) in contenders.iter().zip(&mbs) {
+                let (lo, med, hi) = spread(v);
+                let range = format!("{med:.3} ({lo:.3}-{hi:.3})");
+                println!("{label:>10} {n:>3}  {:<14} {range:>30}", c.name(buffer));
             }
-            let label = if size == 1 {
-                "1 B".to_owned()
-            } else {
-                format!("{} KiB", size / 1024)
-            };
-            println!("{label:>10} {n:>3} {b:>15.3} {m:>15.3} {ratio:>7.2}  {bs:>22}  {ms:>22}");
+            for (m, mv) in contenders.iter().zip(&mbs).filter(|(c, _)| c.is_mux()) {
+                for (b, bv) in contenders.iter().zip(&mbs).filter(|(c, _)| !c.is_mux()) {
+                    rows.push(RatioRow {
+                        label: label.clone(),
+                        n,
+                        mux: m.name(buffer),
+                        baseline: b.name(buffer),
+                        ratios: mv.iter().zip(bv).map(|(m, b)| m / b).collect(),
+                    });
+                }
+            }
         }
+    }
+    println!();
+    println!("mux / baseline, one ratio per round; target >= {TARGET}: a verdict only when min..max is on one side");
+    println!(
+        "{:>10} {:>3}  {:<8} {:<14} {:>8} {:>8} {:>8}  verdict",
+        "write size", "N", "mux", "baseline", "min", "median", "max"
+    );
+    let mut verdicts = Vec::new();
+    for r in &rows {
+        let (lo, med, hi) = spread(&r.ratios);
+        let v = Verdict::of(&r.ratios);
+        verdicts.push(v);
+        println!(
+            "{:>10} {:>3}  {:<8} {:<14} {lo:>8.2} {med:>8.2} {hi:>8.2}  {}",
+            r.label,
+            r.n,
+            r.mux,
+            r.baseline,
+            v.text()
+        );
     }
     println!();
     println!("readers received the right byte count in every run (checked)");
     println!(
-        "1-byte writes: the mux queues bytes once a socket pushes back and flushes them \
-         in large writes; the baseline makes one write(2) per byte per sink"
+        "1-byte writes: the mux queues bytes once a socket pushes back and writes them in large \
+         writes; write(2) makes one system call per byte per sink, buffered one per {} per sink",
+        size_label(buffer)
     );
-    println!(
-        "target ratio >= 0.9 everywhere: {}",
-        if all_ok { "met" } else { "NOT met" }
-    );
+    if rows.is_empty() {
+        println!("target ratio >= {TARGET}: no ratios (one side only)");
+        return;
+    }
+    let mut baselines: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !baselines.contains(&r.baseline.as_str()) {
+            baselines.push(&r.baseline);
+        }
+    }
+    for base in baselines {
+        let of = |v: Verdict| {
+            rows.iter()
+                .zip(&verdicts)
+                .filter(|(r, &x)| r.baseline == base && x == v)
+                .count()
+        };
+        let overall = if of(Verdict::NotMet) > 0 {
+            Verdict::NotMet
+        } else if of(Verdict::Undecided) > 0 {
+            Verdict::Undecided
+        } else {
+            Verdict::Met
+        };
+        println!(
+            "target ratio >= {TARGET} against {base} everywhere: {} ({} rows met, {} not met, {} undecided)",
+            overall.text(),
+            of(Verdict::Met),
+            of(Verdict::NotMet),
+            of(Verdict::Undecided)
+        );
+    }
 }

@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * End-to-end test of include/chardev_multiplex.h from C, with real pipes.
- * Prints TAP for `meson test`.
+ * Prints TAP for `meson test`. It doubles as the C example of the API.
+ *
+ * The library never calls out: the caller pushes events in (frontend output,
+ * sink writability, sink events, input, the clock) and pulls work out. After
+ * every call that may produce work, drain() below writes what
+ * cmx_mux_poll_transmit() hands out, reports each outcome with
+ * cmx_mux_transmitted(), reads the sinks to watch from cmx_mux_watch_mask()
+ * and delivers the frontend's events from cmx_mux_poll_event().
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chardev_multiplex.h"
@@ -29,6 +38,17 @@ static int tests_run, tests_failed;
         }                                                               \
     } while (0)
 
+/* Every cmx_result is checked (the header makes ignoring one a warning). */
+#define CHECK_OK(call)                                                  \
+    do {                                                                \
+        cmx_result r_ = (call);                                         \
+        if (r_ != CMX_RESULT_OK) {                                      \
+            printf("# %s:%d: %s: %s\n", __FILE__, __LINE__, #call,      \
+                   cmx_result_str(r_));                                 \
+            ok = false;                                                 \
+        }                                                               \
+    } while (0)
+
 static void report(bool ok, const char *name)
 {
     tests_run++;
@@ -38,63 +58,89 @@ static void report(bool ok, const char *name)
     printf("%s %d - %s\n", ok ? "ok" : "not ok", tests_run, name);
 }
 
-/* The test's side of the multiplexer: two pipes as sinks, a fake guest. */
+/* The caller's side of a multiplexer: its sinks are fds; a fake guest. */
 typedef struct {
-    int sink_fd[2];
-    bool watching[2];
-    int writable_calls;
-    int events[8];
+    cmx_mux *mux;
+    int sink_fd[CMX_MAX_SINKS];         /* non-blocking write ends */
+    uint32_t watch;                     /* sinks to poll for POLLOUT */
+    int writable_events;                /* the guest may write again */
+    cmx_frontend_event events[16];      /* OPENED, CLOSED, BREAK, in order */
     int n_events;
-    char input[64];
-    size_t input_len;
-    cmx_mux *self;          /* set after creation, for the reentrancy check */
-    int write_calls;
-    cmx_result reentrant;
+    int sink_writes;                    /* write(2) calls on sinks */
 } Harness;
 
-static ptrdiff_t h_write(void *opaque, size_t sink, const uint8_t *data, size_t len)
+/*
+ * The pull loop. Run it after every call that may produce work:
+ * cmx_mux_write(), cmx_mux_write_at(), cmx_mux_sink_writable(),
+ * cmx_mux_sink_event(), cmx_mux_input(), cmx_mux_handle_timeout().
+ */
+static cmx_result drain(Harness *h)
 {
-    Harness *h = opaque;
-    ssize_t n;
-    if (h->self) {
-        size_t room;
-        h->reentrant = cmx_mux_write_room(h->self, &room);
+    cmx_transmit t;
+    cmx_frontend_event ev;
+    cmx_result r;
+
+    /* 1. Write what is due to each sink without blocking; report what it took. */
+    while ((r = cmx_mux_poll_transmit(h->mux, &t)) == CMX_RESULT_OK && t.len > 0) {
+        ssize_t n = write(h->sink_fd[t.sink], t.data, t.len);
+
+        h->sink_writes++;
+        r = cmx_mux_transmitted(h->mux, t.sink, n < 0 ? -errno : n);
+        if (r != CMX_RESULT_OK) {
+            return r;
+        }
     }
-    h->write_calls++;
-    n = write(h->sink_fd[sink], data, len);
-    return n < 0 ? -errno : n;
+    if (r != CMX_RESULT_OK) {
+        return r;
+    }
+    /* 2. Watch the sinks that pushed back (level-triggered: while the bit is set). */
+    r = cmx_mux_watch_mask(h->mux, &h->watch);
+    if (r != CMX_RESULT_OK) {
+        return r;
+    }
+    /* 3. Deliver the frontend's events, oldest first. */
+    for (;;) {
+        r = cmx_mux_poll_event(h->mux, &ev);
+        if (r != CMX_RESULT_OK || ev == CMX_FRONTEND_EVENT_NONE) {
+            return r;
+        }
+        if (ev == CMX_FRONTEND_EVENT_WRITABLE) {
+            h->writable_events++;
+        } else if (h->n_events < (int)(sizeof(h->events) / sizeof(h->events[0]))) {
+            h->events[h->n_events++] = ev;
+        }
+    }
 }
 
-static void h_watch(void *opaque, size_t sink, bool enable)
+/*
+ * One turn of an event loop: wait up to timeout_ms for a watched sink to
+ * become writable, report the ones that are, and drain.
+ */
+static cmx_result service_watches(Harness *h, int timeout_ms)
 {
-    ((Harness *)opaque)->watching[sink] = enable;
-}
+    struct pollfd p[CMX_MAX_SINKS];
+    size_t sink[CMX_MAX_SINKS];
+    nfds_t n = 0;
 
-static void h_writable(void *opaque)
-{
-    ((Harness *)opaque)->writable_calls++;
+    for (size_t k = 0; k < CMX_MAX_SINKS; k++) {
+        if (h->watch & (1u << k)) {
+            p[n] = (struct pollfd){ .fd = h->sink_fd[k], .events = POLLOUT };
+            sink[n++] = k;
+        }
+    }
+    if (n == 0 || poll(p, n, timeout_ms) <= 0) {
+        return CMX_RESULT_OK;
+    }
+    for (nfds_t i = 0; i < n; i++) {
+        if (p[i].revents != 0) {
+            cmx_result r = cmx_mux_sink_writable(h->mux, sink[i]);
+            if (r != CMX_RESULT_OK) {
+                return r;
+            }
+        }
+    }
+    return drain(h);
 }
-
-static void h_input(void *opaque, const uint8_t *data, size_t len)
-{
-    Harness *h = opaque;
-    memcpy(h->input + h->input_len, data, len);
-    h->input_len += len;
-}
-
-static void h_event(void *opaque, cmx_frontend_event ev)
-{
-    Harness *h = opaque;
-    h->events[h->n_events++] = (int)ev;
-}
-
-static const cmx_callbacks callbacks = {
-    .sink_write = h_write,
-    .sink_watch = h_watch,
-    .frontend_writable = h_writable,
-    .frontend_input = h_input,
-    .frontend_event = h_event,
-};
 
 static cmx_result try_config(cmx_sink_config *sinks, size_t n, size_t queue, size_t replay)
 {
@@ -102,8 +148,7 @@ static cmx_result try_config(cmx_sink_config *sinks, size_t n, size_t queue, siz
         .sinks = sinks, .n_sinks = n, .queue_capacity = queue, .replay_capacity = replay,
     };
     cmx_mux *mux = (cmx_mux *)&cfg; /* must be overwritten with NULL on failure */
-    Harness h = { 0 };
-    cmx_result r = cmx_mux_new(&cfg, &callbacks, &h, &mux);
+    cmx_result r = cmx_mux_new(&cfg, &mux);
     if (r == CMX_RESULT_OK) {
         cmx_mux_free(mux);
     } else if (mux != NULL) {
@@ -112,13 +157,18 @@ static cmx_result try_config(cmx_sink_config *sinks, size_t n, size_t queue, siz
     return r;
 }
 
-static void test_bad_configurations(void)
+static void test_bad_configurations_and_arguments(void)
 {
     bool ok = true;
     cmx_sink_config s[9] = { { 0 } };
-    cmx_callbacks no_write = callbacks;
     cmx_mux_config cfg = { .sinks = s, .n_sinks = 2, .queue_capacity = CMX_DEFAULT_QUEUE_CAPACITY };
     cmx_mux *mux;
+    cmx_transmit t;
+    cmx_frontend_event ev;
+    uint32_t mask;
+    size_t n;
+    bool pending;
+    uint64_t deadline;
 
     CHECK(try_config(s, 0, 4096, 0) == CMX_RESULT_CONFIG_NO_SINKS, "0 sinks");
     CHECK(try_config(s, 9, 4096, 0) == CMX_RESULT_CONFIG_TOO_MANY_SINKS, "9 sinks");
@@ -126,6 +176,7 @@ static void test_bad_configurations(void)
     CHECK(try_config(s, 2, CMX_MAX_QUEUE_CAPACITY + 1, 0) == CMX_RESULT_CONFIG_QUEUE_TOO_LARGE,
           "huge queue");
     CHECK(try_config(s, 2, 4096, 4097) == CMX_RESULT_CONFIG_REPLAY_TOO_LARGE, "replay > queue");
+    CHECK(try_config(NULL, 2, 4096, 0) == CMX_RESULT_NULL_PARAMETER, "NULL sinks");
     s[0].input = s[1].input = true;
     CHECK(try_config(s, 2, 4096, 0) == CMX_RESULT_CONFIG_MULTIPLE_INPUTS, "two inputs");
     s[0].input = false;
@@ -134,25 +185,45 @@ static void test_bad_configurations(void)
     s[1].overflow = CMX_OVERFLOW_BLOCK;
     cfg.coalesce_ns = CMX_MAX_COALESCE_NS + 1;
     mux = (cmx_mux *)&cfg;
-    CHECK(cmx_mux_new(&cfg, &callbacks, NULL, &mux) == CMX_RESULT_CONFIG_COALESCE_TOO_LONG &&
-          mux == NULL, "coalescing window over 100 ms");
+    CHECK(cmx_mux_new(&cfg, &mux) == CMX_RESULT_CONFIG_COALESCE_TOO_LONG && mux == NULL,
+          "coalescing window over 100 ms");
     cfg.coalesce_ns = 0;
     s[1].overflow = CMX_OVERFLOW_DROP;
     CHECK(try_config(s, 8, 4096, 4096) == CMX_RESULT_OK, "8 sinks, full replay");
-    no_write.sink_write = NULL;
-    CHECK(cmx_mux_new(&cfg, &no_write, NULL, &mux) == CMX_RESULT_CONFIG_NO_WRITE_CALLBACK &&
-          mux == NULL, "NULL sink_write");
-    no_write = callbacks;
-    no_write.sink_watch = NULL;
-    CHECK(cmx_mux_new(&cfg, &no_write, NULL, &mux) == CMX_RESULT_CONFIG_NO_WATCH_CALLBACK &&
-          mux == NULL, "NULL sink_watch");
-    CHECK(cmx_mux_new(NULL, &callbacks, NULL, &mux) == CMX_RESULT_NULL_PARAMETER, "NULL config");
-    CHECK(cmx_mux_new(&cfg, &callbacks, NULL, NULL) == CMX_RESULT_NULL_PARAMETER, "NULL out");
+    CHECK(cmx_mux_new(NULL, &mux) == CMX_RESULT_NULL_PARAMETER, "NULL config");
+    CHECK(cmx_mux_new(&cfg, NULL) == CMX_RESULT_NULL_PARAMETER, "NULL out");
     CHECK(strstr(cmx_result_str(CMX_RESULT_CONFIG_MULTIPLE_INPUTS), "input") != NULL,
           "message: %s", cmx_result_str(CMX_RESULT_CONFIG_MULTIPLE_INPUTS));
+    CHECK(strstr(cmx_result_str(CMX_RESULT_NOT_OFFERED), "cmx_mux_poll_transmit") != NULL,
+          "message: %s", cmx_result_str(CMX_RESULT_NOT_OFFERED));
     CHECK(strcmp(cmx_result_str(12345), "unknown cmx_result value") == 0, "unknown code");
-    CHECK(cmx_mux_free(NULL) == CMX_RESULT_OK, "free(NULL)");
-    report(ok, "bad configurations are refused with specific codes");
+    cmx_mux_free(NULL); /* accepted, does nothing */
+
+    /* The pull functions check their pointers and sink indexes too. */
+    CHECK_OK(cmx_mux_new(&cfg, &mux));
+    CHECK(cmx_mux_poll_transmit(mux, NULL) == CMX_RESULT_NULL_PARAMETER, "poll_transmit out");
+    CHECK(cmx_mux_poll_transmit(NULL, &t) == CMX_RESULT_NULL_PARAMETER, "poll_transmit mux");
+    CHECK(cmx_mux_transmitted(NULL, 0, 1) == CMX_RESULT_NULL_PARAMETER, "transmitted mux");
+    CHECK(cmx_mux_transmitted(mux, 2, 1) == CMX_RESULT_INVALID_SINK, "transmitted sink 2");
+    CHECK(cmx_mux_transmitted(mux, 0, 1) == CMX_RESULT_OK,
+          "a closed sink ignores a report (an open one refuses it: test 2)");
+    CHECK(cmx_mux_watch_mask(mux, NULL) == CMX_RESULT_NULL_PARAMETER, "watch_mask out");
+    CHECK(cmx_mux_poll_event(mux, NULL) == CMX_RESULT_NULL_PARAMETER, "poll_event out");
+    CHECK(cmx_mux_lossless_backlog(mux, NULL) == CMX_RESULT_NULL_PARAMETER, "backlog out");
+    CHECK(cmx_mux_poll_timeout(mux, &pending, NULL) == CMX_RESULT_NULL_PARAMETER,
+          "poll_timeout deadline");
+    CHECK(cmx_mux_input(mux, 0, 1, 1, NULL) == CMX_RESULT_NULL_PARAMETER, "input forward");
+    CHECK(cmx_mux_input(mux, 2, 1, 1, &n) == CMX_RESULT_INVALID_SINK, "input sink 2");
+    CHECK(cmx_mux_write(mux, NULL, 1, &n) == CMX_RESULT_NULL_PARAMETER, "write NULL data");
+    CHECK(cmx_mux_poll_event(mux, &ev) == CMX_RESULT_OK && ev == CMX_FRONTEND_EVENT_NONE,
+          "no sink open, no event");
+    CHECK(cmx_mux_poll_transmit(mux, &t) == CMX_RESULT_OK && t.len == 0 && t.data == NULL,
+          "nothing to write");
+    CHECK(cmx_mux_watch_mask(mux, &mask) == CMX_RESULT_OK && mask == 0, "nothing to watch");
+    CHECK(cmx_mux_poll_timeout(mux, &pending, &deadline) == CMX_RESULT_OK && !pending &&
+          deadline == 0, "nothing held");
+    cmx_mux_free(mux);
+    report(ok, "bad configurations and arguments are refused with specific codes");
 }
 
 static void set_nonblock(int fd)
@@ -176,7 +247,7 @@ static bool sink_pipes(Harness *h, int a[2], int b[2])
 }
 
 /* Reads everything available from fd into buf at *len. */
-static void drain(int fd, char *buf, size_t cap, size_t *len)
+static void read_available(int fd, char *buf, size_t cap, size_t *len)
 {
     ssize_t n;
     while (*len < cap && (n = read(fd, buf + *len, cap - *len)) > 0) {
@@ -189,16 +260,16 @@ static void test_log_and_stalled_viewer(void)
 {
     enum { TOTAL = 1 << 20, QUEUE = 4096 };
     bool ok = true;
-    int log_pipe[2], view_pipe[2];
+    int log_pipe[2], view_pipe[2], typed[2];
     char *stream = malloc(TOTAL + 16), *log = malloc(TOTAL), *view = malloc(TOTAL);
-    size_t log_len = 0, view_len = 0, off = 0;
+    char guest[64];
+    size_t log_len = 0, view_len = 0, off = 0, backlog = 0, max_backlog = 0;
     cmx_sink_config sinks[2] = {
         { .overflow = CMX_OVERFLOW_BLOCK, .open = true },
         { .overflow = CMX_OVERFLOW_DROP, .open = true, .input = true },
     };
     cmx_mux_config cfg = { .sinks = sinks, .n_sinks = 2, .queue_capacity = QUEUE };
     Harness h = { 0 };
-    cmx_mux *mux;
     cmx_sink_stats st;
     int turned_away = 0;
 
@@ -206,78 +277,104 @@ static void test_log_and_stalled_viewer(void)
         snprintf(stream + i, 10, "%08zx", i / 9);
         stream[i + 8] = '\n';
     }
-    if (!sink_pipes(&h, log_pipe, view_pipe)) {
+    if (!sink_pipes(&h, log_pipe, view_pipe) || pipe(typed)) {
         report(false, "pipes");
         return;
     }
-    CHECK(cmx_mux_new(&cfg, &callbacks, &h, &mux) == CMX_RESULT_OK, "new");
+    CHECK_OK(cmx_mux_new(&cfg, &h.mux));
+    CHECK_OK(drain(&h));
     CHECK(h.n_events == 1 && h.events[0] == CMX_FRONTEND_EVENT_OPENED, "OPENED at creation");
 
-    while (off < TOTAL) {
+    while (off < TOTAL && ok) {
         size_t n = TOTAL - off < 512 ? TOTAL - off : 512, took;
-        cmx_result r = cmx_mux_write(mux, (const uint8_t *)stream + off, n, &took);
+        cmx_result r = cmx_mux_write(h.mux, (const uint8_t *)stream + off, n, &took);
+
+        CHECK(r == CMX_RESULT_OK || r == CMX_RESULT_WOULD_BLOCK, "write: %s", cmx_result_str(r));
+        CHECK_OK(drain(&h));
         if (r == CMX_RESULT_WOULD_BLOCK) {
-            /* Only the log can push back; read it and let the mux flush. */
-            struct pollfd p = { log_pipe[1], POLLOUT, 0 };
+            /* Only the log can push back; read it and let the mux write again. */
             turned_away++;
-            drain(log_pipe[0], log, TOTAL, &log_len);
-            CHECK(h.watching[0], "log watched while queued");
-            poll(&p, 1, 1000);
-            cmx_mux_sink_writable(mux, 0);
+            CHECK(h.watch & 1, "log watched while queued");
+            CHECK_OK(cmx_mux_lossless_backlog(h.mux, &backlog));
+            max_backlog = backlog > max_backlog ? backlog : max_backlog;
+            read_available(log_pipe[0], log, TOTAL, &log_len);
+            CHECK_OK(service_watches(&h, 1000));
             continue;
         }
-        CHECK(r == CMX_RESULT_OK && took > 0, "write: %s", cmx_result_str(r));
         off += took;
     }
-    while (h.watching[0]) {
-        drain(log_pipe[0], log, TOTAL, &log_len);
-        cmx_mux_sink_writable(mux, 0);
+    CHECK(h.watch & 2, "the stalled viewer is watched");
+    while ((h.watch & 1) && ok) {
+        read_available(log_pipe[0], log, TOTAL, &log_len);
+        CHECK_OK(service_watches(&h, 1000));
     }
-    drain(log_pipe[0], log, TOTAL, &log_len);
+    read_available(log_pipe[0], log, TOTAL, &log_len);
     CHECK(log_len == TOTAL && memcmp(log, stream, TOTAL) == 0, "log is byte-exact (%zu)",
           log_len);
-    CHECK(turned_away > 0 && h.writable_calls > 0, "back-pressure came and went (%d, %d)",
-          turned_away, h.writable_calls);
+    CHECK(turned_away > 0 && h.writable_events > 0, "back-pressure came and went (%d, %d)",
+          turned_away, h.writable_events);
+    CHECK(max_backlog == QUEUE, "the log's full queue was the backlog (%zu)", max_backlog);
+    CHECK_OK(cmx_mux_lossless_backlog(h.mux, &backlog));
+    CHECK(backlog == 0, "no backlog once the log is written (the viewer drops): %zu", backlog);
 
     /* The viewer never read: its pipe holds the oldest 64 KiB, its queue the newest 4 KiB. */
-    CHECK(cmx_mux_sink_stats(mux, 1, &st) == CMX_RESULT_OK, "stats");
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 1, &st));
     CHECK(st.offered == TOTAL && st.queued == QUEUE && st.backpressure_events == 0,
           "viewer offered %llu queued %llu", (unsigned long long)st.offered,
           (unsigned long long)st.queued);
     CHECK(st.delivered + st.queued + st.dropped == st.offered, "drop accounting");
-    drain(view_pipe[0], view, TOTAL, &view_len);
+    read_available(view_pipe[0], view, TOTAL, &view_len);
     CHECK(view_len == st.delivered && memcmp(view, stream, view_len) == 0, "viewer prefix");
-    cmx_mux_sink_writable(mux, 1);
-    drain(view_pipe[0], view, TOTAL, &view_len);
-    CHECK(memcmp(view + view_len - QUEUE, stream + TOTAL - QUEUE, QUEUE) == 0,
+    CHECK_OK(cmx_mux_sink_writable(h.mux, 1));
+    CHECK_OK(drain(&h));
+    read_available(view_pipe[0], view, TOTAL, &view_len);
+    CHECK(view_len >= QUEUE && memcmp(view + view_len - QUEUE, stream + TOTAL - QUEUE, QUEUE) == 0,
           "viewer sees the newest bytes after it reads again");
-    CHECK(cmx_mux_sink_stats(mux, 0, &st) == CMX_RESULT_OK && st.dropped == 0 &&
-          st.delivered == TOTAL, "log lost nothing");
+    CHECK(h.watch == 0, "nothing left to watch (%#x)", h.watch);
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 0, &st));
+    CHECK(st.dropped == 0 && st.delivered == TOTAL, "log lost nothing");
 
-    /* Input: only the input source (the viewer) reaches the guest. */
-    size_t used, room;
-    CHECK(cmx_mux_input_room(mux, 1, 3, &room) == CMX_RESULT_OK && room == 3, "room");
-    CHECK(cmx_mux_input(mux, 1, (const uint8_t *)"hello", 5, 3, &used) == CMX_RESULT_OK &&
-          used == 3, "input limited by room");
-    CHECK(cmx_mux_input(mux, 0, (const uint8_t *)"xyz", 3, 64, &used) == CMX_RESULT_OK &&
-          used == 3, "input from the log is consumed");
-    CHECK(h.input_len == 3 && memcmp(h.input, "hel", 3) == 0, "guest got 'hel'");
+    /*
+     * Input: the viewer (the input source) types "hello" while the guest has
+     * room for 3 bytes; the caller reads only what input_room allows and
+     * passes the first `forward` bytes on. Input from the log is discarded.
+     */
+    size_t room, got, forward;
+    CHECK(write(typed[1], "hello", 5) == 5, "type");
+    CHECK_OK(cmx_mux_input_room(h.mux, 1, 3, &room));
+    CHECK(room == 3, "room %zu", room);
+    got = (size_t)read(typed[0], guest, room);
+    CHECK_OK(cmx_mux_input(h.mux, 1, got, 3, &forward));
+    CHECK_OK(drain(&h));
+    CHECK(got == 3 && forward == 3 && memcmp(guest, "hel", 3) == 0, "guest got 'hel'");
+    CHECK_OK(cmx_mux_input_room(h.mux, 0, 3, &room));
+    CHECK(room == CMX_INPUT_DISCARD_CHUNK, "a non-input sink may always read");
+    CHECK_OK(cmx_mux_input(h.mux, 0, 3, 64, &forward));
+    CHECK(forward == 0, "input from the log is consumed, not forwarded");
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 0, &st));
+    CHECK(st.input_discarded == 3 && st.input_forwarded == 0, "log input counted as discarded");
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 1, &st));
+    CHECK(st.input_forwarded == 3 && st.input_discarded == 0, "viewer input counted");
 
-    /* Reentrancy is refused, not undefined. */
-    h.self = mux;
-    CHECK(cmx_mux_write(mux, (const uint8_t *)"z", 1, &used) == CMX_RESULT_OK, "write");
-    CHECK(h.reentrant == CMX_RESULT_REENTRANT_CALL, "reentrant call refused: %u", h.reentrant);
-    h.self = NULL;
+    /* A report nobody asked for is refused, and changes nothing. */
+    CHECK(cmx_mux_transmitted(h.mux, 0, 5) == CMX_RESULT_NOT_OFFERED, "unsolicited report");
+    CHECK(cmx_mux_sink_event(h.mux, 1, 42) == CMX_RESULT_INVALID_EVENT, "bad event");
+    CHECK(cmx_mux_sink_writable(h.mux, 2) == CMX_RESULT_INVALID_SINK, "bad sink");
 
-    CHECK(cmx_mux_sink_event(mux, 1, 42) == CMX_RESULT_INVALID_EVENT, "bad event");
-    CHECK(cmx_mux_sink_writable(mux, 2) == CMX_RESULT_INVALID_SINK, "bad sink");
-    CHECK(cmx_mux_sink_event(mux, 0, CMX_SINK_EVENT_CLOSED) == CMX_RESULT_OK, "close 0");
-    CHECK(cmx_mux_sink_event(mux, 1, CMX_SINK_EVENT_CLOSED) == CMX_RESULT_OK, "close 1");
-    CHECK(h.n_events == 2 && h.events[1] == CMX_FRONTEND_EVENT_CLOSED, "CLOSED after last");
-    CHECK(cmx_mux_free(mux) == CMX_RESULT_OK, "free");
+    /* BREAK reaches the guest only from the input source. */
+    CHECK_OK(cmx_mux_sink_event(h.mux, 0, CMX_SINK_EVENT_BREAK));
+    CHECK_OK(cmx_mux_sink_event(h.mux, 1, CMX_SINK_EVENT_BREAK));
+    CHECK_OK(drain(&h));
+    CHECK(h.n_events == 2 && h.events[1] == CMX_FRONTEND_EVENT_BREAK, "one BREAK");
+    CHECK_OK(cmx_mux_sink_event(h.mux, 0, CMX_SINK_EVENT_CLOSED));
+    CHECK_OK(cmx_mux_sink_event(h.mux, 1, CMX_SINK_EVENT_CLOSED));
+    CHECK_OK(drain(&h));
+    CHECK(h.n_events == 3 && h.events[2] == CMX_FRONTEND_EVENT_CLOSED, "CLOSED after last");
+    cmx_mux_free(h.mux);
     for (int i = 0; i < 2; i++) {
         close(log_pipe[i]);
         close(view_pipe[i]);
+        close(typed[i]);
     }
     free(stream);
     free(log);
@@ -329,7 +426,8 @@ static void test_fd_helper_on_pipe_and_file(void)
 
 /*
  * A 16550-like frontend: 64 KiB one byte per call, 5 us apart on a scripted
- * clock, coalesced with the default 1 ms window into two pipes.
+ * clock, coalesced with the default 1 ms window into two pipes. The caller's
+ * timer fires at the deadline cmx_mux_poll_timeout() names.
  */
 static void test_coalesced_one_byte_writes(void)
 {
@@ -347,7 +445,6 @@ static void test_coalesced_one_byte_writes(void)
         .coalesce_ns = CMX_DEFAULT_COALESCE_NS,
     };
     Harness h = { 0 };
-    cmx_mux *mux;
     uint64_t now = 0, deadline = 0;
     bool pending = false;
 
@@ -358,37 +455,39 @@ static void test_coalesced_one_byte_writes(void)
         report(false, "coalesced one-byte writes: pipes");
         return;
     }
-    CHECK(cmx_mux_new(&cfg, &callbacks, &h, &mux) == CMX_RESULT_OK, "new");
-    for (size_t i = 0; i < TOTAL; i++) {
+    CHECK_OK(cmx_mux_new(&cfg, &h.mux));
+    CHECK_OK(drain(&h));
+    for (size_t i = 0; i < TOTAL && ok; i++) {
         size_t took = 0;
 
         now += GAP_NS;
-        CHECK(cmx_mux_flush_deadline(mux, &pending, &deadline) == CMX_RESULT_OK, "deadline");
+        CHECK_OK(cmx_mux_poll_timeout(h.mux, &pending, &deadline));
         if (pending && deadline <= now) {
-            CHECK(cmx_mux_flush(mux, now) == CMX_RESULT_OK, "flush");
+            CHECK_OK(cmx_mux_handle_timeout(h.mux, now));
+            CHECK_OK(drain(&h));
         }
-        CHECK(cmx_mux_write_at(mux, (const uint8_t *)stream + i, 1, now, &took) ==
-              CMX_RESULT_OK && took == 1, "byte %zu", i);
+        CHECK_OK(cmx_mux_write_at(h.mux, (const uint8_t *)stream + i, 1, now, &took));
+        CHECK_OK(drain(&h));
+        CHECK(took == 1, "byte %zu", i);
         if (i % 1024 == 0) {
-            drain(a[0], got_a, TOTAL, &len_a);
-            drain(b[0], got_b, TOTAL, &len_b);
-        }
-        if (!ok) {
-            break;
+            read_available(a[0], got_a, TOTAL, &len_a);
+            read_available(b[0], got_b, TOTAL, &len_b);
         }
     }
-    CHECK(cmx_mux_flush_deadline(mux, &pending, &deadline) == CMX_RESULT_OK && pending &&
-          deadline <= now + CMX_DEFAULT_COALESCE_NS, "the last bytes are held, briefly");
-    CHECK(cmx_mux_flush(mux, now) == CMX_RESULT_OK, "final flush");
-    CHECK(cmx_mux_flush_deadline(mux, &pending, &deadline) == CMX_RESULT_OK && !pending &&
-          deadline == 0, "nothing held after the flush");
-    drain(a[0], got_a, TOTAL, &len_a);
-    drain(b[0], got_b, TOTAL, &len_b);
+    CHECK_OK(cmx_mux_poll_timeout(h.mux, &pending, &deadline));
+    CHECK(pending && deadline <= now + CMX_DEFAULT_COALESCE_NS,
+          "the last bytes are held, briefly");
+    CHECK_OK(cmx_mux_handle_timeout(h.mux, now));
+    CHECK_OK(drain(&h));
+    CHECK_OK(cmx_mux_poll_timeout(h.mux, &pending, &deadline));
+    CHECK(!pending && deadline == 0, "nothing held after the timeout");
+    read_available(a[0], got_a, TOTAL, &len_a);
+    read_available(b[0], got_b, TOTAL, &len_b);
     CHECK(len_a == TOTAL && memcmp(got_a, stream, TOTAL) == 0, "sink 0 byte-exact (%zu)", len_a);
     CHECK(len_b == TOTAL && memcmp(got_b, stream, TOTAL) == 0, "sink 1 byte-exact (%zu)", len_b);
     /* 328 ms of output: one write per sink per millisecond, not per byte. */
-    CHECK(h.write_calls <= 2 * 330, "%d write calls for %d bytes", h.write_calls, 2 * TOTAL);
-    CHECK(cmx_mux_free(mux) == CMX_RESULT_OK, "free");
+    CHECK(h.sink_writes <= 2 * 330, "%d write calls for %d bytes", h.sink_writes, 2 * TOTAL);
+    cmx_mux_free(h.mux);
     close(a[0]);
     close(a[1]);
     close(b[0]);
@@ -399,14 +498,136 @@ static void test_coalesced_one_byte_writes(void)
     report(ok, "coalesced one-byte writes: byte-exact, one write per window per sink");
 }
 
+static uint8_t stream_byte(size_t i)
+{
+    return (uint8_t)(i * 131 + i / 509);
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * The child: sleeps, then reads fd to end of file. Exit status 0 when it got
+ * exactly `total` bytes of stream_byte(), 1 when short, 2 when they differ.
+ */
+static void late_reader(int fd, size_t total, unsigned delay_ms)
+{
+    uint8_t buf[4096];
+    size_t got = 0;
+    bool same = true;
+    ssize_t n;
+
+    usleep(delay_ms * 1000);
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            _exit(1);
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            same &= buf[i] == stream_byte(got + (size_t)i);
+        }
+        got += (size_t)n;
+    }
+    _exit(!same ? 2 : got != total ? 1 : 0);
+}
+
+/*
+ * QEMU's qemu_chr_fe_write_all() must not return before every byte is
+ * taken, and does not wait for watches: it writes, drains and writes again.
+ * That must make progress as soon as the sink takes bytes again, with
+ * nobody calling cmx_mux_sink_writable(), even though the pipe is full when
+ * the reader (a child process) starts reading only 200 ms later.
+ */
+static void test_write_all_over_a_late_reader(void)
+{
+    enum { TOTAL = 256 * 1024, CHUNK = 100, QUEUE = 4096, DELAY_MS = 200 };
+    bool ok = true;
+    int p[2], status = -1;
+    uint8_t *stream = malloc(TOTAL);
+    cmx_sink_config sinks[1] = { { .overflow = CMX_OVERFLOW_BLOCK, .open = true } };
+    cmx_mux_config cfg = { .sinks = sinks, .n_sinks = 1, .queue_capacity = QUEUE };
+    Harness h = { 0 };
+    cmx_sink_stats st;
+    size_t off = 0, backlog = 1;
+    long would_block = 0;
+    double t0, deadline;
+    pid_t pid;
+
+    for (size_t i = 0; i < TOTAL; i++) {
+        stream[i] = stream_byte(i);
+    }
+    if (pipe(p)) {
+        report(false, "write_all: pipe");
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        late_reader(p[0], TOTAL, DELAY_MS);
+    }
+    close(p[0]);
+    CHECK(pid > 0, "fork: %s", strerror(errno));
+    set_nonblock(p[1]);
+    h.sink_fd[0] = p[1];
+    CHECK_OK(cmx_mux_new(&cfg, &h.mux));
+    CHECK_OK(drain(&h));
+
+    /* The write_all loop: write, drain, again; never a watch, never a sleep. */
+    t0 = seconds_now();
+    deadline = t0 + 30;
+    while (off < TOTAL && ok && seconds_now() < deadline) {
+        size_t n = TOTAL - off < CHUNK ? TOTAL - off : CHUNK, took = 0;
+        cmx_result r = cmx_mux_write(h.mux, stream + off, n, &took);
+
+        CHECK(r == CMX_RESULT_OK || r == CMX_RESULT_WOULD_BLOCK, "write: %s", cmx_result_str(r));
+        would_block += r == CMX_RESULT_WOULD_BLOCK;
+        off += took;
+        CHECK_OK(drain(&h));
+    }
+    CHECK(off == TOTAL, "write_all made no progress after %.1f s: %zu of %d bytes",
+          seconds_now() - t0, off, TOTAL);
+    CHECK(would_block > 0, "the full pipe pushed back");
+    printf("# write_all: %ld refused writes, done after %.0f ms (reader started at %d ms)\n",
+           would_block, (seconds_now() - t0) * 1000, DELAY_MS);
+
+    /* Done writing: what is still queued goes out through the event loop. */
+    while (ok && h.watch && seconds_now() < deadline) {
+        CHECK_OK(service_watches(&h, 1000));
+    }
+    CHECK_OK(cmx_mux_lossless_backlog(h.mux, &backlog));
+    CHECK(backlog == 0, "%zu bytes still queued", backlog);
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 0, &st));
+    CHECK(st.delivered == TOTAL && st.dropped == 0 && st.backpressure_events > 0,
+          "delivered %llu, dropped %llu, back-pressure %llu", (unsigned long long)st.delivered,
+          (unsigned long long)st.dropped, (unsigned long long)st.backpressure_events);
+    cmx_mux_free(h.mux);
+    close(p[1]);
+    if (pid > 0) {
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the reader got %s", !WIFEXITED(status) ? "killed"
+              : WEXITSTATUS(status) == 1 ? "too few bytes" : "wrong bytes");
+    }
+    free(stream);
+    report(ok, "a write_all loop completes over a pipe whose reader starts late");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    printf("1..4\n");
+    printf("1..5\n");
     printf("# chardev-multiplex %s\n", cmx_version());
-    test_bad_configurations();
+    fflush(stdout); /* the fork below must not print this twice */
+    test_bad_configurations_and_arguments();
     test_log_and_stalled_viewer();
     test_fd_helper_on_pipe_and_file();
     test_coalesced_one_byte_writes();
+    fflush(stdout);
+    test_write_all_over_a_late_reader();
     return tests_failed ? 1 : 0;
 }
