@@ -92,6 +92,8 @@ def parse_args():
     p.add_argument("--guest", help="guest image (default: build tests/e2e/guest)")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of "
                    + ",".join(PHASES))
+    p.add_argument("--configs", help="comma-separated throughput/syscall configurations to "
+                   "run (default: all), e.g. 'multiplex,multiplex v1' for a longer side-by-side")
     p.add_argument("--repeats", type=int, default=5, help="runs per throughput config")
     p.add_argument("--echo-repeats", type=int, default=10, help="runs per echo config")
     p.add_argument("--stall-repeats", type=int, default=3, help="runs per stall config")
@@ -106,6 +108,7 @@ def parse_args():
     p.add_argument("--syscall-tool", choices=["perf", "strace"], default="perf",
                    help="count system calls with perf stat (default) or strace -c")
     args = p.parse_args()
+    args.configs = [x for x in (args.configs or "").split(",") if x]
     args.phases = [x for x in args.phases.split(",") if x]
     unknown = set(args.phases) - set(PHASES)
     if unknown:
@@ -164,8 +167,19 @@ def run_phase(name, configs, repeats, measure, describe):
     return results
 
 
+def chosen(configs, args):
+    """The configurations --configs asks for (all by default); an unknown name is an error."""
+    if not args.configs:
+        return configs
+    unknown = [c for c in args.configs if c not in configs]
+    if unknown:
+        sys.exit("bench.py: unknown --configs %s (known: %s)" % (", ".join(unknown),
+                                                                ", ".join(configs)))
+    return args.configs
+
+
 def throughput_phase(args, guest, tmp):
-    return run_phase("throughput", [(c, c) for c in THROUGHPUT], args.repeats,
+    return run_phase("throughput", [(c, c) for c in chosen(THROUGHPUT, args)], args.repeats,
                      lambda c: runs.throughput(c, args.lines, guest, tmp),
                      lambda r: "%.3f MiB/s, %.2f CPU-s/MiB, exact=%s" % (
                          r["mib_s"], r["cpu_s_per_mib"], r["exact"]))
@@ -189,7 +203,7 @@ def echo_phase(args, guest, tmp):
 
 
 def syscalls_phase(args, guest, tmp):
-    return run_phase("syscalls", [(c, c) for c in THROUGHPUT], 1,
+    return run_phase("syscalls", [(c, c) for c in chosen(THROUGHPUT, args)], 1,
                      lambda c: runs.syscalls(c, args.syscall_lines, guest, tmp,
                                              args.syscall_tool),
                      lambda r: "%.3f syscalls/byte" % sum(r["per_byte"].values()))
