@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A separate, slower check (not part of scripts/test.sh): builds the patched QEMU
 # with AddressSanitizer and UndefinedBehaviorSanitizer in its own cache and runs
-# QEMU's test-char and the end-to-end tests against it. Any sanitizer report fails.
+# QEMU's test-char, the multiplex qtest and the end-to-end tests against it. Any sanitizer report fails.
 #
 #   ./scripts/qemu/sanitize.sh [pytest args...]
 set -euo pipefail
@@ -17,6 +17,7 @@ logdir=$(mktemp -d)
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$logdir/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logdir/ubsan"
 "$qbuild/tests/unit/test-char" --tap -k
+QTEST_QEMU_BINARY="$qemu" "$qbuild/tests/qtest/multiplex-test" --tap -k
 # The RSS soak is skipped: ASan's quarantine and shadow memory make RSS grow by design.
 CMX_QEMU="$qemu" /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e \
     -k "not memory_stays_bounded" "$@"
