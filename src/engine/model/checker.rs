@@ -12,15 +12,8 @@
 //! `Block` sinks hold the whole stream, `Drop` sinks end with its newest bytes,
 //! and a frontend that was turned away has been told it may write again.
 
-use super::script::{stream, Behaviour, ScriptIo};
+use super::script::{driven, stream, Behaviour, ScriptIo};
 use crate::engine::*;
-
-/// Runs `f` on the multiplexer, then carries out what it asks for.
-fn driven<T>(mux: &mut Mux, io: &mut ScriptIo, f: impl FnOnce(&mut Mux) -> T) -> T {
-    let r = f(mux);
-    pump(mux, io);
-    r
-}
 
 /// One step of a scripted run.
 #[derive(Clone, Debug)]

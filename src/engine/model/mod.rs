@@ -7,4 +7,4 @@ mod checker;
 mod script;
 
 pub use checker::{Model, Op};
-pub use script::{stream, Behaviour, ScriptIo};
+pub use script::{driven, stream, Behaviour, ScriptIo};

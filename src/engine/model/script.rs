@@ -2,7 +2,7 @@
 //! Driven by [`crate::engine::pump`]; input for the frontend is collected by
 //! the caller, which gets its length from [`crate::engine::Mux::input`].
 
-use crate::engine::{FrontendEvent, Io, WriteOutcome};
+use crate::engine::{pump, FrontendEvent, Io, Mux, WriteOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
@@ -91,4 +91,11 @@ pub fn stream(start: usize, len: usize) -> Vec<u8> {
     (start..start + len)
         .map(|k| (k as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
         .collect()
+}
+
+/// Runs `f` on the multiplexer, then carries out what it asks for against `io`.
+pub fn driven<T>(mux: &mut Mux, io: &mut ScriptIo, f: impl FnOnce(&mut Mux) -> T) -> T {
+    let r = f(mux);
+    pump(mux, io);
+    r
 }

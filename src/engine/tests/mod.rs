@@ -17,7 +17,7 @@ fn open_sinks(policies: &[Overflow]) -> Vec<SinkConfig> {
         .collect()
 }
 
-use crate::engine::model::ScriptIo;
+use crate::engine::model::{driven, ScriptIo};
 use crate::engine::{pump, Config, Mux, NoSuchSink, SinkEvent, WouldBlock};
 
 /// A new multiplexer, with its first events delivered to `io`.
@@ -54,9 +54,7 @@ trait Pumped {
 
 impl Pumped for Mux {
     fn write_p(&mut self, io: &mut ScriptIo, data: &[u8]) -> Result<usize, WouldBlock> {
-        let r = self.write(data);
-        pump(self, io);
-        r
+        driven(self, io, |m| m.write(data))
     }
 
     fn write_at_p(
@@ -65,20 +63,15 @@ impl Pumped for Mux {
         data: &[u8],
         now: u64,
     ) -> Result<usize, WouldBlock> {
-        let r = self.write_at(data, now);
-        pump(self, io);
-        r
+        driven(self, io, |m| m.write_at(data, now))
     }
 
     fn flush_p(&mut self, io: &mut ScriptIo, now: u64) {
-        self.handle_timeout(now);
-        pump(self, io);
+        driven(self, io, |m| m.handle_timeout(now))
     }
 
     fn sink_writable_p(&mut self, io: &mut ScriptIo, sink: usize) -> Result<(), NoSuchSink> {
-        let r = self.sink_writable(sink);
-        pump(self, io);
-        r
+        driven(self, io, |m| m.sink_writable(sink))
     }
 
     fn sink_event_p(
@@ -87,9 +80,7 @@ impl Pumped for Mux {
         sink: usize,
         ev: SinkEvent,
     ) -> Result<(), NoSuchSink> {
-        let r = self.sink_event(sink, ev);
-        pump(self, io);
-        r
+        driven(self, io, |m| m.sink_event(sink, ev))
     }
 
     fn input_p(
@@ -99,9 +90,8 @@ impl Pumped for Mux {
         data: &[u8],
         room: usize,
     ) -> Result<usize, NoSuchSink> {
-        let n = self.input(sink, data.len(), room)?;
+        let n = driven(self, io, |m| m.input(sink, data.len(), room))?;
         io.input.extend_from_slice(&data[..n]);
-        pump(self, io);
         Ok(if self.input_source() == Some(sink) {
             n
         } else {
