@@ -413,11 +413,15 @@ fn queues_that_cannot_be_allocated_give_out_of_memory_not_an_abort() {
     if std::env::var_os(CHILD).is_none() {
         // The address-space limit below holds for the whole process: run
         // this test alone in a child.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--test-threads=1"])
-            .env(CHILD, "1")
-            .output()
-            .unwrap();
+        let out = spawn_child(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([NAME, "--exact", "--test-threads=1"])
+                .env(CHILD, "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .wait_with_output()
+        .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("1 passed"),

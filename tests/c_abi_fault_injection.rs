@@ -642,12 +642,12 @@ fn pipe_whose_reader_process_exits_fails_with_epipe_not_sigpipe() {
     set_nonblocking(wr.as_raw_fd(), true);
     let cap = pipe_size(&wr);
     // A log reader that takes 100000 bytes and exits mid-stream.
-    let mut reader = Command::new("head")
-        .args(["-c", &read_bytes.to_string()])
-        .stdin(Stdio::from(rd))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn head");
+    let mut reader = spawn_child(
+        Command::new("head")
+            .args(["-c", &read_bytes.to_string()])
+            .stdin(Stdio::from(rd))
+            .stdout(Stdio::piped()),
+    );
     // Its output is collected as it comes (a full stdout pipe would stop it).
     let mut stdout = reader.stdout.take().unwrap();
     let collector = std::thread::spawn(move || {

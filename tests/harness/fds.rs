@@ -21,6 +21,26 @@ pub fn ignore_sigpipe() {
     });
 }
 
+/// Serialises spawning child processes with closing a test's fds.
+///
+/// From `fork` until `exec` a child holds a copy of every fd of this process,
+/// `O_CLOEXEC` or not. A test that closes a viewer's end while another test
+/// thread is spawning would see the socket stay open for that window: writes
+/// succeed into a buffer nobody will read, and EPIPE comes late. Every spawn
+/// ([`spawn_child`]) and every close that a test observes
+/// ([`Rig::hang_up`], [`Rig::close_ours`]) holds this lock.
+pub fn no_fork_in_flight() -> std::sync::MutexGuard<'static, ()> {
+    static FORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    FORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `cmd.spawn()` under [`no_fork_in_flight`]; panics with the program name.
+pub fn spawn_child(cmd: &mut std::process::Command) -> std::process::Child {
+    let _no_close = no_fork_in_flight();
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()))
+}
+
 /// Panics with `what` and errno if a libc call returned a negative value.
 pub fn check(r: libc::c_int, what: &str) -> libc::c_int {
     assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());

@@ -132,11 +132,13 @@ impl Rig {
     /// Closes the viewer's end of sink `i` (our end stays: writes get EPIPE).
     /// Returns what it had read.
     pub fn hang_up(&mut self, i: usize) -> Vec<u8> {
+        let _no_fork = no_fork_in_flight();
         self.peers[i].take().expect("no peer").received
     }
 
     /// Closes our end of sink `i` too, as a backend does after a hang-up.
     pub fn close_ours(&mut self, i: usize) {
+        let _no_fork = no_fork_in_flight();
         self.mux.ctx.fds[i] = -1;
         self.ours[i] = None;
     }
