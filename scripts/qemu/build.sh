@@ -34,6 +34,14 @@ tarball=$("$here/fetch.sh" | tail -n1) || die "fetch.sh failed"
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9 || die "cannot lock $cache/.lock"
+# linuxboot_dma.bin and kvmvapic.bin from qemu-system-data (the +ds source has no
+# blobs; without linuxboot_dma.bin a -kernel boot hangs silently): installed into
+# the build's pc-bios/, which the built QEMU searches (after -L).
+firmware=$("$here/firmware.sh" | tail -n1) || die "firmware.sh failed"
+install_firmware() {
+    mkdir -p "$1/pc-bios"
+    cp -f "$firmware"/linuxboot_dma.bin "$firmware"/kvmvapic.bin "$1/pc-bios/"
+}
 
 # ---- cache key ------------------------------------------------------------
 key=$(
@@ -59,6 +67,7 @@ qemu=$build/qemu-system-x86_64
 
 if [ -f "$build/.cmx-complete" ] && [ -x "$qemu" ]; then
     log "reusing $build"
+    install_firmware "$build"
     ln -sfn "$build" "$cache/current"
     echo "$qemu"; exit 0
 fi
@@ -122,6 +131,7 @@ log "building (ninja -C $build ${targets[*]}; log: $build/cmx-build.log)"
 run "$build/cmx-build.log" ninja -C "$build" "${targets[@]}" \
     || die "ninja failed (log: $build/cmx-build.log)"
 [ -x "$qemu" ] || die "$qemu was not produced"
+install_firmware "$build"
 touch "$build/.cmx-complete"
 ln -sfn "$build" "$cache/current"
 
