@@ -442,6 +442,8 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
             overflow: cmx_overflow::Block as u32,
             open: true,
             input: false,
+            drop_unit: cmx_drop_unit::Bytes as u32,
+            drop_notice: false,
         };
         n
     ];

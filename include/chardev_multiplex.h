@@ -103,6 +103,15 @@ enum cmx_result
      */
     CMX_RESULT_OUT_OF_MEMORY = 8,
     /**
+     * `cmx_mux_attach()`: all `CMX_MAX_SINKS` sinks are in use.
+     */
+    CMX_RESULT_SINK_LIMIT = 9,
+    /**
+     * `cmx_mux_detach()`/`cmx_mux_release()`: it is the last sink that
+     * receives output, and a multiplexer keeps one.
+     */
+    CMX_RESULT_LAST_SINK = 10,
+    /**
      * The configuration has no sinks.
      */
     CMX_RESULT_CONFIG_NO_SINKS = 100,
@@ -142,6 +151,14 @@ enum cmx_result
      * The coalescing window is longer than `CMX_MAX_COALESCE_NS`.
      */
     CMX_RESULT_CONFIG_COALESCE_TOO_LONG = 109,
+    /**
+     * A sink's drop unit is not a `cmx_drop_unit` value.
+     */
+    CMX_RESULT_CONFIG_UNKNOWN_DROP_UNIT = 110,
+    /**
+     * A drop notice was asked for on a `block` sink (which drops nothing).
+     */
+    CMX_RESULT_CONFIG_NOTICE_ON_BLOCK_SINK = 111,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -262,6 +279,11 @@ enum cmx_sink_state
      * A write failed with a hard error: receives nothing until it reopens.
      */
     CMX_SINK_STATE_FAILED = 2,
+    /**
+     * Being detached (`cmx_mux_detach()`): gets no new output; its queue
+     * drains until `cmx_mux_release()`.
+     */
+    CMX_SINK_STATE_DETACHING = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -293,37 +315,17 @@ typedef struct cmx_sink_config {
      * Whether this sink is the input source (at most one may be).
      */
     bool input;
+    /**
+     * A `cmx_drop_unit` value: what a `drop` sink discards (ignored for `block`).
+     */
+    uint32_t drop_unit;
+    /**
+     * Whether a `drop` sink that catches up after dropping gets one notice
+     * line, `\r\n[multiplex: N bytes dropped]\r\n` (counted in `notices`
+     * and `notice_bytes`, not in `offered`/`delivered`). Refused on `block`.
+     */
+    bool drop_notice;
 } cmx_sink_config;
-
-/**
- * A multiplexer's configuration. Borrowed by `cmx_mux_new()` for the call only.
- */
-typedef struct cmx_mux_config {
-    /**
-     * `n_sinks` sink configurations; sink indexes are positions in this array.
-     */
-    const struct cmx_sink_config *sinks;
-    /**
-     * 1 to `CMX_MAX_SINKS`.
-     */
-    size_t n_sinks;
-    /**
-     * Bytes each sink may queue: 1 to `CMX_MAX_QUEUE_CAPACITY`. Also the
-     * most one `cmx_mux_write()` accepts.
-     */
-    size_t queue_capacity;
-    /**
-     * Bytes of recent output replayed to a sink when it opens; 0 turns replay
-     * off; at most `queue_capacity`.
-     */
-    size_t replay_capacity;
-    /**
-     * Coalescing window of `cmx_mux_write_at()`, in the units of its `now`
-     * (nanoseconds by convention): 0 (off) to `CMX_MAX_COALESCE_NS`.
-     * `cmx_mux_write()` never coalesces.
-     */
-    uint64_t coalesce_ns;
-} cmx_mux_config;
 
 /**
  * A sink's statistics; byte counts are totals since the multiplexer was
@@ -382,7 +384,49 @@ typedef struct cmx_sink_stats {
      * errno of the latest hard write error, 0 if none.
      */
     int32_t last_errno;
+    /**
+     * Drop episodes: times it started dropping after having caught up.
+     */
+    uint64_t drop_episodes;
+    /**
+     * Drop notices written in full.
+     */
+    uint64_t notices;
+    /**
+     * Bytes of drop notices written (not part of `offered`/`delivered`).
+     */
+    uint64_t notice_bytes;
 } cmx_sink_stats;
+
+/**
+ * A multiplexer's configuration. Borrowed by `cmx_mux_new()` for the call only.
+ */
+typedef struct cmx_mux_config {
+    /**
+     * `n_sinks` sink configurations; sink indexes are positions in this array.
+     */
+    const struct cmx_sink_config *sinks;
+    /**
+     * 1 to `CMX_MAX_SINKS`.
+     */
+    size_t n_sinks;
+    /**
+     * Bytes each sink may queue: 1 to `CMX_MAX_QUEUE_CAPACITY`. Also the
+     * most one `cmx_mux_write()` accepts.
+     */
+    size_t queue_capacity;
+    /**
+     * Bytes of recent output replayed to a sink when it opens; 0 turns replay
+     * off; at most `queue_capacity`.
+     */
+    size_t replay_capacity;
+    /**
+     * Coalescing window of `cmx_mux_write_at()`, in the units of its `now`
+     * (nanoseconds by convention): 0 (off) to `CMX_MAX_COALESCE_NS`.
+     * `cmx_mux_write()` never coalesces.
+     */
+    uint64_t coalesce_ns;
+} cmx_mux_config;
 
 /**
  * Bytes to write to a sink, from `cmx_mux_poll_transmit()`.
@@ -411,6 +455,63 @@ extern "C" {
  * The library's version, a static NUL-terminated string such as "0.2.0".
  */
 const char *cmx_version(void);
+
+/**
+ * Makes sink `sink` the input source: from now on its input reaches the
+ * frontend and the previous source's is discarded (counted in its
+ * `input_discarded`). Input already passed to the frontend stays there, and
+ * the frontend gets no event (a monitor keeps its session).
+ *
+ * # Safety
+ * `mux` is live.
+ */
+CMX_MUST_USE cmx_result cmx_mux_set_input(struct cmx_mux *mux, size_t sink);
+
+/**
+ * No sink is the input source any more: all input is discarded and counted.
+ *
+ * # Safety
+ * `mux` is live.
+ */
+CMX_MUST_USE cmx_result cmx_mux_clear_input(struct cmx_mux *mux);
+
+/**
+ * Adds a sink configured by `*config` (borrowed for the call) and stores its
+ * index in `*sink`: the lowest free index (a released one is reused). An
+ * open sink is offered the replay history first, then live output: no byte
+ * twice, none missing. `config->input` makes it the input source. Poll
+ * events afterwards: the first connected sink opens the frontend.
+ *
+ * # Safety
+ * `mux` is live; `config` is NULL or readable; `sink` is NULL or writable.
+ */
+CMX_MUST_USE cmx_result cmx_mux_attach(struct cmx_mux *mux, const struct cmx_sink_config *config, size_t *sink);
+
+/**
+ * Starts detaching sink `sink`: it gets no new output and no longer holds
+ * the frontend back; a `drop` sink's queue is discarded (counted), a `block`
+ * sink's goes on being offered by `cmx_mux_poll_transmit()` so that the
+ * caller can write it out. `*backlog` (if not NULL) receives the bytes still
+ * queued. If it was the input source there is none now. Finish with
+ * `cmx_mux_release()` once the backlog is written (its `queued` statistic
+ * is 0) or the caller gives up. The last sink that receives output cannot
+ * be detached (`CMX_RESULT_LAST_SINK`).
+ *
+ * # Safety
+ * `mux` is live; `backlog` is NULL or writable.
+ */
+CMX_MUST_USE cmx_result cmx_mux_detach(struct cmx_mux *mux, size_t sink, size_t *backlog);
+
+/**
+ * Removes sink `sink` (detaching it first if needed): what it still has
+ * queued is discarded and counted as dropped, `*last` (if not NULL)
+ * receives its final statistics, and its index is free for a later
+ * `cmx_mux_attach()`. The caller stops watching it and may close it.
+ *
+ * # Safety
+ * `mux` is live; `last` is NULL or writable.
+ */
+CMX_MUST_USE cmx_result cmx_mux_release(struct cmx_mux *mux, size_t sink, struct cmx_sink_stats *last);
 
 /**
  * Sink `sink` opened, closed or sent a break (`event` is a `cmx_sink_event`).
@@ -520,7 +621,9 @@ CMX_MUST_USE cmx_result cmx_mux_sink_stats(const struct cmx_mux *mux, size_t sin
 /**
  * Stores in `*open` whether the frontend was last told OPENED (a sink is
  * connected; events not yet pulled count), and in `*n_sinks` (if not NULL)
- * the number of sinks.
+ * the number of sink slots: one past the highest sink index in use or
+ * released (`cmx_mux_sink_stats()` says `CMX_RESULT_INVALID_SINK` for a
+ * released one).
  *
  * # Safety
  * `mux` is live; `open` is writable; `n_sinks` is NULL or writable.

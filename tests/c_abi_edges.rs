@@ -382,6 +382,8 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
                     overflow: 7,
                     open: true,
                     input: false,
+                    drop_unit: 0,
+                    drop_notice: false,
                 },
             ]),
             cmx_result::ConfigUnknownOverflow,
@@ -515,6 +517,8 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::InvalidEvent, 6),
         (R::NotOffered, 7),
         (R::OutOfMemory, 8),
+        (R::SinkLimit, 9),
+        (R::LastSink, 10),
         (R::ConfigNoSinks, 100),
         (R::ConfigTooManySinks, 101),
         (R::ConfigMultipleInputs, 102),
@@ -525,6 +529,8 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::ConfigNoWriteCallback, 107),
         (R::ConfigNoWatchCallback, 108),
         (R::ConfigCoalesceTooLong, 109),
+        (R::ConfigUnknownDropUnit, 110),
+        (R::ConfigNoticeOnBlockSink, 111),
     ];
     assert_enum(R::ALL, &stable);
     let text = |r: u32| {
@@ -539,10 +545,10 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         assert!(!s.trim().is_empty(), "{r:?}");
         assert!(seen.insert(s.clone()), "{r:?} shares its text {s:?}");
     }
-    let unknown = text(9);
+    let unknown = text(11);
     assert_eq!(unknown, "unknown cmx_result value");
     assert!(!seen.contains(&unknown));
-    for v in [99, 110, u32::MAX] {
+    for v in [99, 112, u32::MAX] {
         assert_eq!(text(v), unknown);
     }
 }
@@ -581,9 +587,19 @@ fn enum_values_are_stable_and_convert_both_ways() {
     use cmx_sink_event as E;
     assert_enum(E::ALL, &[(E::Opened, 0), (E::Closed, 1), (E::Break, 2)]);
     use cmx_sink_state as S;
-    assert_enum(S::ALL, &[(S::Open, 0), (S::Closed, 1), (S::Failed, 2)]);
+    assert_enum(
+        S::ALL,
+        &[
+            (S::Open, 0),
+            (S::Closed, 1),
+            (S::Failed, 2),
+            (S::Detaching, 3),
+        ],
+    );
     use cmx_overflow as O;
     assert_enum(O::ALL, &[(O::Block, 0), (O::Drop, 1)]);
+    use cmx_drop_unit as D;
+    assert_enum(D::ALL, &[(D::Bytes, 0), (D::Lines, 1)]);
 }
 
 #[test]

@@ -374,6 +374,10 @@ fuzz_target!(|data: &[u8]| {
                 },
                 open: x & 2 != 0,
                 input: x & 0x0c == 0x0c,
+                // Bit 7 with bit 0 (drop) asks for lines; 0x90 without drop
+                // asks for a notice on a block sink (refused).
+                drop_unit: u32::from(x & 0x81 == 0x81),
+                drop_notice: x & 0x10 != 0 && x & 0x70 != 0x70,
             }
         })
         .collect();

@@ -3,7 +3,7 @@
 #![no_main]
 
 use chardev_multiplex::engine::model::{Behaviour, Model, Op};
-use chardev_multiplex::engine::{Config, Overflow, SinkConfig, MAX_SINKS};
+use chardev_multiplex::engine::{Config, DropUnit, Overflow, SinkConfig, MAX_SINKS};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "bytes.rs"]
@@ -21,10 +21,36 @@ fn behaviour(b: &mut Bytes) -> Behaviour {
     }
 }
 
+/// A sink configuration from one byte: bit 0 drop, bit 1 open, bit 2 lines,
+/// bit 3 notice (on a block sink too: refused).
+fn sink_config(x: usize) -> SinkConfig {
+    SinkConfig {
+        overflow: if x & 1 == 1 {
+            Overflow::Drop
+        } else {
+            Overflow::Block
+        },
+        open: x & 2 != 0,
+        drop_unit: if x & 4 != 0 {
+            DropUnit::Lines
+        } else {
+            DropUnit::Bytes
+        },
+        drop_notice: x & 8 != 0,
+    }
+}
+
 fn op(b: &mut Bytes) -> Option<Op> {
     let tag = b.byte()?;
     let sink = b.small();
-    Some(match tag % 10 {
+    Some(match tag % 14 {
+        10 => Op::SetInput((sink < 200).then_some(sink)),
+        11 => Op::Attach {
+            config: sink_config(sink),
+            input: sink & 16 != 0,
+        },
+        12 => Op::Detach(sink),
+        13 => Op::Release(sink),
         0 => Op::Write(1 + sink * 3),
         7 => Op::WriteNow(1 + sink * 3),
         8 => Op::Advance(sink as u64),

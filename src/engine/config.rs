@@ -21,12 +21,51 @@ pub enum Overflow {
     Drop,
 }
 
+/// What a `Drop` sink discards when its queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DropUnit {
+    /// The oldest bytes, wherever they fall: a line (or an escape sequence)
+    /// may be cut in the middle.
+    #[default]
+    Bytes,
+    /// The oldest whole lines: the sink sees complete lines in order, never
+    /// the end of one spliced onto the start of another. A line longer than
+    /// the queue falls back to bytes.
+    Lines,
+}
+
 /// One sink's configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SinkConfig {
     pub overflow: Overflow,
     /// Whether the sink is already open (connected) when the multiplexer is created.
     pub open: bool,
+    /// What a `Drop` sink discards (ignored for `Block` sinks).
+    pub drop_unit: DropUnit,
+    /// A `Drop` sink that catches up after dropping gets one notice line,
+    /// `\r\n[multiplex: N bytes dropped]\r\n`, not counted as output.
+    /// Refused on a `Block` sink, whose output stays byte-exact.
+    pub drop_notice: bool,
+}
+
+impl SinkConfig {
+    /// A sink with this policy, bytes as the drop unit and no notice.
+    pub fn new(overflow: Overflow, open: bool) -> Self {
+        SinkConfig {
+            overflow,
+            open,
+            drop_unit: DropUnit::Bytes,
+            drop_notice: false,
+        }
+    }
+
+    /// Checks the rules of one sink (`index` names it in the error).
+    pub fn validate(&self, index: usize) -> Result<(), ConfigError> {
+        if self.drop_notice && self.overflow == Overflow::Block {
+            return Err(ConfigError::NoticeOnBlockSink(index));
+        }
+        Ok(())
+    }
 }
 
 /// A multiplexer's configuration.
@@ -49,13 +88,7 @@ impl Config {
     /// the default queue and no replay.
     pub fn new(n: usize) -> Self {
         Config {
-            sinks: vec![
-                SinkConfig {
-                    overflow: Overflow::Block,
-                    open: true,
-                };
-                n
-            ],
+            sinks: vec![SinkConfig::new(Overflow::Block, true); n],
             input: n.checked_sub(1),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             replay_capacity: 0,
@@ -71,6 +104,9 @@ impl Config {
         }
         if n > MAX_SINKS {
             return Err(ConfigError::TooManySinks(n));
+        }
+        for (i, s) in self.sinks.iter().enumerate() {
+            s.validate(i)?;
         }
         if let Some(i) = self.input {
             if i >= n {
@@ -112,6 +148,8 @@ pub enum ConfigError {
         queue: usize,
     },
     CoalesceTooLong(u64),
+    /// A drop notice was asked for on this `Block` sink.
+    NoticeOnBlockSink(usize),
     /// The queues (this many bytes in all) could not be allocated.
     OutOfMemory(usize),
 }
@@ -138,6 +176,10 @@ impl fmt::Display for ConfigError {
             ConfigError::CoalesceTooLong(ns) => write!(
                 f,
                 "coalescing window {ns} ns is longer than the maximum {MAX_COALESCE_NS} ns"
+            ),
+            ConfigError::NoticeOnBlockSink(i) => write!(
+                f,
+                "sink {i}: a drop notice needs overflow drop (a block sink drops nothing)"
             ),
             ConfigError::OutOfMemory(n) => write!(f, "cannot allocate {n} bytes of queues"),
         }

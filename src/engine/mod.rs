@@ -23,12 +23,14 @@ mod sink;
 mod stats;
 
 pub use config::{
-    Config, ConfigError, Overflow, SinkConfig, DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS,
+    Config, ConfigError, DropUnit, Overflow, SinkConfig, DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS,
     MAX_QUEUE_CAPACITY, MAX_SINKS,
 };
 pub use drive::{pump, Io};
 pub use io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
-pub use mux::{Mux, NoSuchSink, TransmitError, WouldBlock, DISCARD_CHUNK};
+pub use mux::{
+    AttachError, DetachError, Mux, NoSuchSink, TransmitError, WouldBlock, DISCARD_CHUNK,
+};
 pub use stats::{SinkState, SinkStats};
 
 #[cfg(any(test, feature = "model"))]

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 
-use super::config::{Config, ConfigError, Overflow};
+use super::config::{Config, ConfigError, Overflow, SinkConfig, MAX_SINKS};
 use super::io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
 use super::queue::ByteQueue;
 use super::sink::Sink;
@@ -39,6 +39,32 @@ impl From<NoSuchSink> for TransmitError {
     }
 }
 
+/// Why [`Mux::attach`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachError {
+    /// Every one of the [`MAX_SINKS`] slots is in use.
+    Full,
+    /// The sink's configuration is invalid (a notice on a `Block` sink).
+    Config(ConfigError),
+    /// Its queue could not be allocated.
+    OutOfMemory,
+}
+
+/// Why [`Mux::detach`] or [`Mux::release`] was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetachError {
+    /// No such sink.
+    NoSuchSink(usize),
+    /// It is the last sink that receives output: a multiplexer keeps one.
+    LastSink(usize),
+}
+
+impl From<NoSuchSink> for DetachError {
+    fn from(e: NoSuchSink) -> Self {
+        DetachError::NoSuchSink(e.0)
+    }
+}
+
 /// How many bytes a non-input sink may read per call; they are discarded anyway.
 pub const DISCARD_CHUNK: usize = 4096;
 
@@ -46,9 +72,16 @@ pub const DISCARD_CHUNK: usize = 4096;
 /// call, so this is only reached by one that does not (see `push_event`).
 const MAX_EVENTS: usize = 32;
 
+/// Bytes out with the caller: sink, length, whether they are a drop notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InFlight(usize, usize, bool);
+
 /// The sans-IO multiplexer state machine.
 ///
-/// Memory is allocated once, by [`Mux::new`]; nothing is allocated afterwards.
+/// Memory is allocated by [`Mux::new`] and by [`Mux::attach`] (a new slot's
+/// queue); nothing else allocates. Sink indexes are slots: they stay the
+/// same for the life of a sink, and a released slot is reused by a later
+/// attach.
 #[derive(Debug)]
 pub struct Mux {
     sinks: Vec<Sink>,
@@ -73,8 +106,8 @@ pub struct Mux {
     flush_at: Option<u64>,
     /// Events for the frontend, oldest first.
     events: VecDeque<FrontendEvent>,
-    /// The sink and length [`Mux::poll_transmit`] handed out last, until reported.
-    in_flight: Option<(usize, usize)>,
+    /// What [`Mux::poll_transmit`] handed out last, until reported.
+    in_flight: Option<InFlight>,
 }
 
 impl Mux {
@@ -88,10 +121,11 @@ impl Mux {
             .saturating_add(config.replay_capacity);
         let oom = |_| ConfigError::OutOfMemory(total);
         let mut sinks = Vec::new();
-        sinks.try_reserve_exact(config.sinks.len()).map_err(oom)?;
+        // Room for every slot, so that attaching never grows the vector.
+        sinks.try_reserve_exact(MAX_SINKS).map_err(oom)?;
         for s in &config.sinks {
             let queue = ByteQueue::with_capacity(cap).map_err(oom)?;
-            sinks.push(Sink::new(s.overflow, s.open, queue));
+            sinks.push(Sink::new(s, queue));
         }
         let mut events = VecDeque::new();
         events.try_reserve_exact(MAX_EVENTS).map_err(oom)?;
@@ -118,14 +152,146 @@ impl Mux {
         Ok(mux)
     }
 
-    /// Number of sinks.
+    /// Number of sink slots: one past the highest sink index ever used
+    /// (released slots included).
     pub fn sink_count(&self) -> usize {
         self.sinks.len()
+    }
+
+    /// Whether `sink` is a sink (attached, possibly being detached).
+    pub fn has_sink(&self, sink: usize) -> bool {
+        self.sink(sink).is_ok()
+    }
+
+    /// Whether `sink` is being detached ([`Mux::detach`], not yet released).
+    pub fn is_detaching(&self, sink: usize) -> bool {
+        self.sink(sink).is_ok_and(|s| s.detaching)
     }
 
     /// The input source, if any.
     pub fn input_source(&self) -> Option<usize> {
         self.input
+    }
+
+    /// Makes `sink` the input source, or none. Input already passed to the
+    /// frontend stays there; from now on [`Mux::input`] forwards from the
+    /// new source only (the old one's input is discarded and counted). The
+    /// frontend gets no event: it keeps its session.
+    pub fn set_input(&mut self, sink: Option<usize>) -> Result<(), NoSuchSink> {
+        if let Some(i) = sink {
+            if self.sink(i)?.detaching {
+                return Err(NoSuchSink(i));
+            }
+        }
+        self.input = sink;
+        Ok(())
+    }
+
+    /// Adds a sink in the first free slot and returns its index. An open
+    /// sink gets the replay history first, then live output: no byte twice,
+    /// none missing (output held for coalescing is in the history, so it
+    /// comes once, in order). The first connected sink tells the frontend
+    /// OPENED.
+    pub fn attach(&mut self, config: SinkConfig) -> Result<usize, AttachError> {
+        let slot = self.sinks.iter().position(|s| s.vacant);
+        if slot.is_none() && self.sinks.len() >= MAX_SINKS {
+            return Err(AttachError::Full);
+        }
+        config
+            .validate(slot.unwrap_or(self.sinks.len()))
+            .map_err(AttachError::Config)?;
+        let i = match slot {
+            Some(i) => {
+                self.sinks[i].reuse(&config);
+                i
+            }
+            None => {
+                let queue = ByteQueue::with_capacity(self.capacity)
+                    .map_err(|_| AttachError::OutOfMemory)?;
+                self.sinks.push(Sink::new(&config, queue));
+                self.sinks.len() - 1
+            }
+        };
+        if config.open {
+            let history = self.history.as_slices();
+            let s = &mut self.sinks[i];
+            if history.0.len() + history.1.len() > 0 {
+                s.queue_replay(history);
+            }
+            s.writable();
+            self.note_connected();
+        }
+        Ok(i)
+    }
+
+    /// Starts detaching `sink`: it gets no new output and no longer limits
+    /// the frontend, a `drop` sink's queue is discarded (counted), and a
+    /// `block` sink's queue goes on being offered so that the caller can
+    /// write it out. Returns the bytes still queued. The input source
+    /// becomes none if it was this sink. Finish with [`Mux::release`]. The
+    /// last sink that receives output cannot be detached.
+    pub fn detach(&mut self, sink: usize) -> Result<usize, DetachError> {
+        let s = self.sink(sink)?;
+        if s.detaching {
+            return Ok(s.queue.len());
+        }
+        let others = self
+            .sinks
+            .iter()
+            .enumerate()
+            .filter(|&(i, s)| i != sink && !s.vacant && !s.detaching)
+            .count();
+        if others == 0 {
+            return Err(DetachError::LastSink(sink));
+        }
+        if self.input == Some(sink) {
+            self.input = None;
+        }
+        let s = &mut self.sinks[sink];
+        s.detaching = true;
+        if s.stats.overflow == Overflow::Drop {
+            s.discard_queue();
+            if self.in_flight.is_some_and(|f| f.0 == sink) {
+                self.in_flight = None;
+            }
+        }
+        let backlog = s.queue.len();
+        if s.state() != SinkState::Closed {
+            self.note_disconnected();
+        }
+        self.wake_frontend_if_ready();
+        Ok(backlog)
+    }
+
+    /// Removes `sink` (detaching it first if [`Mux::detach`] was not called):
+    /// what it still has queued is discarded and counted as dropped. Returns
+    /// its final statistics; its index is free for a later attach.
+    pub fn release(&mut self, sink: usize) -> Result<SinkStats, DetachError> {
+        self.detach(sink)?;
+        if self.in_flight.is_some_and(|f| f.0 == sink) {
+            self.in_flight = None;
+        }
+        let s = &mut self.sinks[sink];
+        s.discard_queue();
+        let stats = s.stats;
+        s.vacate();
+        Ok(stats)
+    }
+
+    fn note_connected(&mut self) {
+        self.connected += 1;
+        if !self.frontend_open {
+            self.frontend_open = true;
+            self.push_event(FrontendEvent::Opened);
+        }
+    }
+
+    fn note_disconnected(&mut self) {
+        self.connected -= 1;
+        if self.connected == 0 && self.frontend_open {
+            self.frontend_open = false;
+            self.push_event(FrontendEvent::Closed);
+        }
     }
 
     /// Whether the frontend was told OPENED and not CLOSED since (events not
@@ -187,7 +353,7 @@ impl Mux {
         // Held output must fit in every queue, except that of a `drop` sink
         // that is pushing back: it drops its oldest bytes, as it would anyway.
         let fits = self.sinks.iter().all(|s| {
-            !s.is_open()
+            !s.receives_output()
                 || s.queue.free() >= data.len()
                 || (s.stats.overflow == Overflow::Drop && s.is_blocked())
         });
@@ -257,7 +423,10 @@ impl Mux {
             self.history.push_overwrite(data);
         }
         for (i, s) in self.sinks.iter_mut().enumerate() {
-            if s.is_open() && s.enqueue(data, due) && self.in_flight.is_some_and(|f| f.0 == i) {
+            if s.receives_output()
+                && s.enqueue(data, due)
+                && self.in_flight.is_some_and(|f| f.0 == i)
+            {
                 // The bytes out with the caller were discarded.
                 self.in_flight = None;
             }
@@ -270,11 +439,11 @@ impl Mux {
     /// the same bytes. `None`: nothing to write now.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         let sink = match self.in_flight {
-            Some((sink, _)) => sink,
+            Some(f) => f.0,
             None => self.sinks.iter().position(Sink::is_due)?,
         };
-        let data = self.sinks[sink].queue.front();
-        self.in_flight = Some((sink, data.len()));
+        let (data, notice) = self.sinks[sink].front();
+        self.in_flight = Some(InFlight(sink, data.len(), notice));
         Some(Transmit { sink, data })
     }
 
@@ -286,7 +455,7 @@ impl Mux {
             .sinks
             .get_mut(sink)
             .ok_or(TransmitError::NoSuchSink(sink))?;
-        let Some(len) = self.in_flight.filter(|f| f.0 == sink).map(|f| f.1) else {
+        let Some(InFlight(_, len, notice)) = self.in_flight.filter(|f| f.0 == sink) else {
             return if s.is_open() {
                 Err(TransmitError::NotOffered(sink))
             } else {
@@ -296,7 +465,7 @@ impl Mux {
         self.in_flight = None;
         match outcome {
             WriteOutcome::Written(0) | WriteOutcome::WouldBlock => s.push_back(),
-            WriteOutcome::Written(n) if n <= len => s.consumed(n),
+            WriteOutcome::Written(n) if n <= len => s.consumed(n, notice),
             // It claims more than it was given: a bug on its side; stop trusting it.
             WriteOutcome::Written(_) => s.fail(libc_einval()),
             WriteOutcome::Interrupted => s.interrupt(),
@@ -349,6 +518,14 @@ impl Mux {
         }
         let history = &self.history;
         let s = &mut self.sinks[sink];
+        if s.detaching {
+            // On its way out: a close drops its backlog, nothing else matters.
+            if event == SinkEvent::Closed {
+                s.discard_queue();
+                s.stats.state = SinkState::Closed;
+            }
+            return Ok(());
+        }
         match event {
             SinkEvent::Opened => {
                 let was = s.state();
@@ -361,17 +538,14 @@ impl Mux {
                 }
                 s.writable();
                 if was == SinkState::Closed {
-                    self.connected += 1;
-                    if !self.frontend_open {
-                        self.frontend_open = true;
-                        self.push_event(FrontendEvent::Opened);
-                    } else if self.input == Some(sink) {
+                    if self.frontend_open && self.input == Some(sink) {
                         // A new client on the input: a frontend that keeps
                         // per-connection state (a monitor's greeting and
                         // capabilities) starts a session for it.
                         self.push_event(FrontendEvent::Closed);
                         self.push_event(FrontendEvent::Opened);
                     }
+                    self.note_connected();
                 }
             }
             SinkEvent::Closed => {
@@ -380,11 +554,7 @@ impl Mux {
                 }
                 s.discard_queue();
                 s.stats.state = SinkState::Closed;
-                self.connected -= 1;
-                if self.connected == 0 && self.frontend_open {
-                    self.frontend_open = false;
-                    self.push_event(FrontendEvent::Closed);
-                }
+                self.note_disconnected();
             }
             SinkEvent::Break => {
                 if self.input == Some(sink) {
@@ -446,11 +616,17 @@ impl Mux {
     }
 
     fn sink(&self, sink: usize) -> Result<&Sink, NoSuchSink> {
-        self.sinks.get(sink).ok_or(NoSuchSink(sink))
+        self.sinks
+            .get(sink)
+            .filter(|s| !s.vacant)
+            .ok_or(NoSuchSink(sink))
     }
 
     fn sink_mut(&mut self, sink: usize) -> Result<&mut Sink, NoSuchSink> {
-        self.sinks.get_mut(sink).ok_or(NoSuchSink(sink))
+        self.sinks
+            .get_mut(sink)
+            .filter(|s| !s.vacant)
+            .ok_or(NoSuchSink(sink))
     }
 
     /// Queues an event without ever growing past [`MAX_EVENTS`]: a caller

@@ -18,6 +18,14 @@ impl ByteQueue {
         Ok(ByteQueue { buf, capacity })
     }
 
+    /// A queue of capacity 0, which allocates nothing.
+    pub(crate) const fn empty() -> Self {
+        ByteQueue {
+            buf: VecDeque::new(),
+            capacity: 0,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.buf.len()
     }
@@ -71,6 +79,33 @@ impl ByteQueue {
         self.buf.drain(..n);
     }
 
+    /// The byte at `index` (which must be queued).
+    pub(crate) fn get(&self, index: usize) -> u8 {
+        self.buf[index]
+    }
+
+    /// Where the first `byte` at or after `from` is, if any.
+    pub(crate) fn find(&self, byte: u8, from: usize) -> Option<usize> {
+        let (a, b) = self.buf.as_slices();
+        if from < a.len() {
+            if let Some(p) = memchr::memchr(byte, &a[from..]) {
+                return Some(from + p);
+            }
+        }
+        let skip = from.saturating_sub(a.len()).min(b.len());
+        memchr::memchr(byte, &b[skip..]).map(|p| a.len() + skip + p)
+    }
+
+    /// Removes the bytes at `start..end`.
+    pub(crate) fn remove_range(&mut self, start: usize, end: usize) {
+        self.buf.drain(start..end);
+    }
+
+    /// Keeps the `len` oldest bytes.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// Removes everything; returns how many bytes were removed.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.buf.len();
@@ -96,6 +131,23 @@ mod tests {
         assert_eq!(contents(&q), b"bcde");
         assert_eq!(q.push_overwrite(b"123456"), 6);
         assert_eq!(contents(&q), b"3456");
+    }
+
+    #[test]
+    fn find_looks_across_the_wrap() {
+        let mut q = ByteQueue::with_capacity(8).unwrap();
+        q.push(b"ab\ncdef");
+        q.consume(5);
+        q.push(b"g\nhij");
+        assert_eq!(contents(&q), b"efg\nhij");
+        assert_eq!(q.find(b'\n', 0), Some(3));
+        assert_eq!(q.find(b'\n', 3), Some(3));
+        assert_eq!(q.find(b'\n', 4), None);
+        assert_eq!(q.find(b'\n', 9), None);
+        q.remove_range(1, 4);
+        assert_eq!(contents(&q), b"ehij");
+        q.truncate(2);
+        assert_eq!(contents(&q), b"eh");
     }
 
     #[test]

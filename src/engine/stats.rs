@@ -44,6 +44,12 @@ pub struct SinkStats {
     pub input_forwarded: u64,
     /// Input bytes from this sink read and discarded (it is not the input source).
     pub input_discarded: u64,
+    /// Drop episodes: times this sink started dropping after it had caught up.
+    pub drop_episodes: u64,
+    /// Drop notices written in full (not counted in `offered`/`delivered`).
+    pub notices: u64,
+    /// Bytes of drop notices written.
+    pub notice_bytes: u64,
 }
 
 impl SinkStats {
@@ -66,6 +72,9 @@ impl SinkStats {
             last_errno: 0,
             input_forwarded: 0,
             input_discarded: 0,
+            drop_episodes: 0,
+            notices: 0,
+            notice_bytes: 0,
         }
     }
 }

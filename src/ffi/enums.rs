@@ -65,6 +65,18 @@ u32_enum! {
 }
 
 u32_enum! {
+    /// What a `drop` sink discards when its queue is full.
+    pub enum cmx_drop_unit {
+        /// The oldest bytes, wherever they fall (0, so a zeroed config gets it).
+        Bytes = 0,
+        /// The oldest whole lines: a viewer never sees the end of one line
+        /// spliced onto the start of another. A line longer than the queue
+        /// falls back to bytes.
+        Lines = 1,
+    }
+}
+
+u32_enum! {
     /// An event a sink reports with `cmx_mux_sink_event()`.
     pub enum cmx_sink_event {
         /// The sink connected (a viewer connected, a file was opened).
@@ -101,5 +113,8 @@ u32_enum! {
         Closed = 1,
         /// A write failed with a hard error: receives nothing until it reopens.
         Failed = 2,
+        /// Being detached (`cmx_mux_detach()`): gets no new output; its queue
+        /// drains until `cmx_mux_release()`.
+        Detaching = 3,
     }
 }

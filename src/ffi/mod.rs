@@ -21,6 +21,7 @@
 #![allow(clippy::double_must_use)]
 
 mod boundary;
+pub mod control;
 pub(crate) mod enums;
 pub mod events;
 pub mod fd;
@@ -29,6 +30,7 @@ pub mod result;
 pub mod transmit;
 pub mod write;
 
+pub use control::*;
 pub use enums::*;
 pub use events::*;
 pub use fd::*;

@@ -6,11 +6,11 @@ use core::cell::Cell;
 use static_assertions::const_assert_eq;
 
 use super::boundary::{guard, try_ffi};
-use super::enums::{cmx_overflow, cmx_sink_state};
+use super::enums::{cmx_drop_unit, cmx_overflow, cmx_sink_state};
 use super::result::cmx_result;
 use crate::engine::{
-    Config, ConfigError, Mux, Overflow, SinkConfig, SinkState, SinkStats, DEFAULT_QUEUE_CAPACITY,
-    MAX_COALESCE_NS, MAX_QUEUE_CAPACITY, MAX_SINKS,
+    Config, ConfigError, DropUnit, Mux, Overflow, SinkConfig, SinkState, SinkStats,
+    DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS, MAX_QUEUE_CAPACITY, MAX_SINKS,
 };
 
 /// Most sinks one multiplexer serves.
@@ -45,6 +45,12 @@ pub struct cmx_sink_config {
     pub open: bool,
     /// Whether this sink is the input source (at most one may be).
     pub input: bool,
+    /// A `cmx_drop_unit` value: what a `drop` sink discards (ignored for `block`).
+    pub drop_unit: u32,
+    /// Whether a `drop` sink that catches up after dropping gets one notice
+    /// line, `\r\n[multiplex: N bytes dropped]\r\n` (counted in `notices`
+    /// and `notice_bytes`, not in `offered`/`delivered`). Refused on `block`.
+    pub drop_notice: bool,
 }
 
 /// A multiplexer's configuration. Borrowed by `cmx_mux_new()` for the call only.
@@ -98,6 +104,12 @@ pub struct cmx_sink_stats {
     pub input_discarded: u64,
     /// errno of the latest hard write error, 0 if none.
     pub last_errno: i32,
+    /// Drop episodes: times it started dropping after having caught up.
+    pub drop_episodes: u64,
+    /// Drop notices written in full.
+    pub notices: u64,
+    /// Bytes of drop notices written (not part of `offered`/`delivered`).
+    pub notice_bytes: u64,
 }
 
 /// A multiplexer: one frontend, 1 to `CMX_MAX_SINKS` sinks. Opaque. It never
@@ -178,18 +190,10 @@ fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
     let mut input = None;
     let mut out = Vec::with_capacity(sinks.len());
     for (i, s) in sinks.iter().enumerate() {
-        let overflow = match cmx_overflow::try_from(s.overflow) {
-            Ok(cmx_overflow::Block) => Overflow::Block,
-            Ok(cmx_overflow::Drop) => Overflow::Drop,
-            Err(_) => return Err(cmx_result::ConfigUnknownOverflow),
-        };
         if s.input && input.replace(i).is_some() {
             return Err(cmx_result::ConfigMultipleInputs);
         }
-        out.push(SinkConfig {
-            overflow,
-            open: s.open,
-        });
+        out.push(sink_from_c(s)?);
     }
     Ok(Config {
         sinks: out,
@@ -200,7 +204,29 @@ fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
     })
 }
 
-fn config_error(e: ConfigError) -> cmx_result {
+/// One sink's configuration, checked.
+pub(super) fn sink_from_c(s: &cmx_sink_config) -> Result<SinkConfig, cmx_result> {
+    let overflow = match cmx_overflow::try_from(s.overflow) {
+        Ok(cmx_overflow::Block) => Overflow::Block,
+        Ok(cmx_overflow::Drop) => Overflow::Drop,
+        Err(_) => return Err(cmx_result::ConfigUnknownOverflow),
+    };
+    let drop_unit = match cmx_drop_unit::try_from(s.drop_unit) {
+        Ok(cmx_drop_unit::Bytes) => DropUnit::Bytes,
+        Ok(cmx_drop_unit::Lines) => DropUnit::Lines,
+        Err(_) => return Err(cmx_result::ConfigUnknownDropUnit),
+    };
+    let config = SinkConfig {
+        overflow,
+        open: s.open,
+        drop_unit,
+        drop_notice: s.drop_notice,
+    };
+    config.validate(0).map_err(config_error)?;
+    Ok(config)
+}
+
+pub(super) fn config_error(e: ConfigError) -> cmx_result {
     match e {
         ConfigError::NoSinks => cmx_result::ConfigNoSinks,
         ConfigError::TooManySinks(_) => cmx_result::ConfigTooManySinks,
@@ -210,6 +236,7 @@ fn config_error(e: ConfigError) -> cmx_result {
         ConfigError::QueueCapacityTooLarge(_) => cmx_result::ConfigQueueTooLarge,
         ConfigError::ReplayTooLarge { .. } => cmx_result::ConfigReplayTooLarge,
         ConfigError::CoalesceTooLong(_) => cmx_result::ConfigCoalesceTooLong,
+        ConfigError::NoticeOnBlockSink(_) => cmx_result::ConfigNoticeOnBlockSink,
         ConfigError::OutOfMemory(_) => cmx_result::OutOfMemory,
     }
 }
@@ -285,7 +312,7 @@ pub unsafe extern "C" fn cmx_mux_sink_stats(
     unsafe {
         with_mux_ref(mux, |m| match m.stats(sink) {
             Ok(st) => {
-                put(out, stats_to_c(&st));
+                put(out, stats_to_c(&st, m.is_detaching(sink)));
                 cmx_result::Ok
             }
             Err(_) => cmx_result::InvalidSink,
@@ -295,7 +322,9 @@ pub unsafe extern "C" fn cmx_mux_sink_stats(
 
 /// Stores in `*open` whether the frontend was last told OPENED (a sink is
 /// connected; events not yet pulled count), and in `*n_sinks` (if not NULL)
-/// the number of sinks.
+/// the number of sink slots: one past the highest sink index in use or
+/// released (`cmx_mux_sink_stats()` says `CMX_RESULT_INVALID_SINK` for a
+/// released one).
 ///
 /// # Safety
 /// `mux` is live; `open` is writable; `n_sinks` is NULL or writable.
@@ -321,9 +350,10 @@ pub unsafe extern "C" fn cmx_mux_frontend_open(
     }
 }
 
-fn stats_to_c(st: &SinkStats) -> cmx_sink_stats {
+pub(super) fn stats_to_c(st: &SinkStats, detaching: bool) -> cmx_sink_stats {
     cmx_sink_stats {
         state: match st.state {
+            _ if detaching => cmx_sink_state::Detaching,
             SinkState::Open => cmx_sink_state::Open,
             SinkState::Closed => cmx_sink_state::Closed,
             SinkState::Failed => cmx_sink_state::Failed,
@@ -345,5 +375,8 @@ fn stats_to_c(st: &SinkStats) -> cmx_sink_stats {
         input_forwarded: st.input_forwarded,
         input_discarded: st.input_discarded,
         last_errno: st.last_errno,
+        drop_episodes: st.drop_episodes,
+        notices: st.notices,
+        notice_bytes: st.notice_bytes,
     }
 }

@@ -30,6 +30,11 @@ u32_enum! {
         NotOffered = 7 => c"no bytes of that sink were handed out by cmx_mux_poll_transmit",
         /// The queues could not be allocated.
         OutOfMemory = 8 => c"out of memory: the queues could not be allocated",
+        /// `cmx_mux_attach()`: all `CMX_MAX_SINKS` sinks are in use.
+        SinkLimit = 9 => c"all 8 sinks are in use",
+        /// `cmx_mux_detach()`/`cmx_mux_release()`: it is the last sink that
+        /// receives output, and a multiplexer keeps one.
+        LastSink = 10 => c"the last sink cannot be detached",
         /// The configuration has no sinks.
         ConfigNoSinks = 100 => c"a multiplexer needs at least one sink",
         /// The configuration has more than `CMX_MAX_SINKS` sinks.
@@ -50,6 +55,10 @@ u32_enum! {
         ConfigNoWatchCallback = 108 => c"the sink_watch callback is NULL",
         /// The coalescing window is longer than `CMX_MAX_COALESCE_NS`.
         ConfigCoalesceTooLong = 109 => c"coalescing window is longer than the maximum (100 ms)",
+        /// A sink's drop unit is not a `cmx_drop_unit` value.
+        ConfigUnknownDropUnit = 110 => c"unknown drop unit (use bytes or lines)",
+        /// A drop notice was asked for on a `block` sink (which drops nothing).
+        ConfigNoticeOnBlockSink = 111 => c"a drop notice needs overflow drop",
     }
 }
 

@@ -21,6 +21,8 @@ pub fn sink(overflow: cmx_overflow, open: bool, input: bool) -> cmx_sink_config 
         overflow: overflow as u32,
         open,
         input,
+        drop_unit: cmx_drop_unit::Bytes as u32,
+        drop_notice: false,
     }
 }
 

@@ -86,10 +86,24 @@ impl Io for ScriptIo {
     }
 }
 
+/// Longest line of [`stream`], newline included.
+pub const MAX_LINE: usize = 8;
+
 /// A stream whose bytes depend on their position, so a gap or repeat shows.
+/// About one byte in five is a newline, and no line is longer than
+/// [`MAX_LINE`] bytes, so that dropping whole lines can be checked.
 pub fn stream(start: usize, len: usize) -> Vec<u8> {
     (start..start + len)
-        .map(|k| (k as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
+        .map(|k| {
+            let b = (k as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8;
+            if b % 5 == 0 || k % MAX_LINE == MAX_LINE - 1 {
+                b'\n'
+            } else if b == b'\n' {
+                b'\n' + 1
+            } else {
+                b
+            }
+        })
         .collect()
 }
 

@@ -10,10 +10,7 @@ use crate::engine::{Overflow, SinkConfig};
 fn open_sinks(policies: &[Overflow]) -> Vec<SinkConfig> {
     policies
         .iter()
-        .map(|&overflow| SinkConfig {
-            overflow,
-            open: true,
-        })
+        .map(|&overflow| SinkConfig::new(overflow, true))
         .collect()
 }
 

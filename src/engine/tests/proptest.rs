@@ -15,6 +15,26 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
     ]
 }
 
+fn sink_config() -> impl Strategy<Value = SinkConfig> {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(drop, open, lines, notice)| SinkConfig {
+            overflow: if drop {
+                Overflow::Drop
+            } else {
+                Overflow::Block
+            },
+            open,
+            drop_unit: if lines {
+                DropUnit::Lines
+            } else {
+                DropUnit::Bytes
+            },
+            // Mostly valid; sometimes a notice on a block sink (refused).
+            drop_notice: notice && (drop || lines),
+        },
+    )
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let sink = 0usize..MAX_SINKS;
     prop_oneof![
@@ -27,7 +47,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => sink.clone().prop_map(Op::Open),
         1 => sink.clone().prop_map(Op::Close),
         1 => (sink.clone(), 0usize..20, 0usize..20).prop_map(|(s, l, r)| Op::Input(s, l, r)),
-        1 => sink.prop_map(Op::Break),
+        1 => sink.clone().prop_map(Op::Break),
+        1 => proptest::option::of(sink.clone()).prop_map(Op::SetInput),
+        1 => (sink_config(), any::<bool>()).prop_map(|(config, input)| Op::Attach { config, input }),
+        1 => sink.clone().prop_map(Op::Detach),
+        1 => sink.prop_map(Op::Release),
     ]
 }
 
@@ -36,9 +60,8 @@ proptest! {
     #[test]
     fn engine_keeps_its_promises(
         n in 1usize..=MAX_SINKS,
-        drop in proptest::collection::vec(any::<bool>(), MAX_SINKS),
-        open in proptest::collection::vec(any::<bool>(), MAX_SINKS),
-        cap in 1usize..48,
+        sinks in proptest::collection::vec(sink_config(), MAX_SINKS),
+        cap in prop_oneof![1usize..48, 8usize..48],
         replay_pct in 0usize..=100,
         input in proptest::option::of(0usize..MAX_SINKS),
         coalesce in prop_oneof![Just(0u64), 1u64..20],
@@ -46,10 +69,13 @@ proptest! {
     ) {
         let replay = cap * replay_pct / 100;
         let config = Config {
-            sinks: (0..n).map(|i| SinkConfig {
-                overflow: if drop[i] { Overflow::Drop } else { Overflow::Block },
-                open: open[i],
-            }).collect(),
+            sinks: sinks[..n]
+                .iter()
+                .map(|s| SinkConfig {
+                    drop_notice: s.drop_notice && s.overflow == Overflow::Drop,
+                    ..*s
+                })
+                .collect(),
             input: input.map(|i| i % n),
             queue_capacity: cap,
             replay_capacity: replay,
