@@ -36,11 +36,13 @@ exec 9>"$cache/.lock"
 flock 9 || die "cannot lock $cache/.lock"
 # linuxboot_dma.bin and kvmvapic.bin from qemu-system-data (the +ds source has no
 # blobs; without linuxboot_dma.bin a -kernel boot hangs silently): installed into
-# the build's pc-bios/, which the built QEMU searches (after -L).
+# the build's data directory, qemu-bundle/<datadir> (/usr/local/share/qemu), which
+# the built QEMU searches after the -L directories (`qemu-system-x86_64 -L help`).
 firmware=$("$here/firmware.sh" | tail -n1) || die "firmware.sh failed"
 install_firmware() {
-    mkdir -p "$1/pc-bios"
-    cp -f "$firmware"/linuxboot_dma.bin "$firmware"/kvmvapic.bin "$1/pc-bios/"
+    local d=$1/qemu-bundle/usr/local/share/qemu
+    mkdir -p "$d"
+    cp -f "$firmware"/linuxboot_dma.bin "$firmware"/kvmvapic.bin "$d/"
 }
 
 # ---- cache key ------------------------------------------------------------

@@ -5,8 +5,8 @@
 # QEMU warns, unless -global apic-common.vapic=off). Debian's +ds QEMU source
 # has no firmware blobs, so they come from qemu-system-data at the exact QEMU
 # version (apt-get download, pinned sha256, dpkg-deb -x; no root needed).
-# scripts/qemu/build.sh installs them into the build's pc-bios/, where the
-# built qemu-system-x86_64 looks first (after -L).
+# scripts/qemu/build.sh installs them into the build's qemu-bundle/usr/local/share/qemu,
+# where the built qemu-system-x86_64 looks for them after the -L directories.
 # The cache lives outside the clone: ${CMX_CACHE:-$HOME/.cache/chardev-multiplex}.
 set -euo pipefail
 
