@@ -17,6 +17,10 @@ stall       a viewer asks for the 3.4 MB 'L' stream and stops reading (also:
 echo        1000 keystrokes one at a time through a telnet viewer
 syscalls    system calls per streamed byte on all QEMU threads (perf stat on
             the syscall tracepoints, or strace -c -f)
+hvc0        the Linux test guest (scripts/linux-guest/build.py) writes 16 MiB to
+            its virtio console in 4 KiB writes (dd bs=4096): MiB/s and QEMU
+            CPU-s/MiB through file, hub, multiplex and multiplex x8
+ttyS0       the same through the kernel's 8250 driver (COM1, 2 MiB)
 fanout      cargo bench --bench fanout (the library benchmark)
 
 Output in --out: summary.md (also printed), samples.csv (every raw sample,
@@ -39,6 +43,8 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(HERE))
 
+import linux  # noqa: E402
+import linux_runs  # noqa: E402
 import qemu as q  # noqa: E402
 import report  # noqa: E402
 import rigs  # noqa: E402
@@ -71,7 +77,13 @@ LABELS = {
     "hub|resumes": "hub, viewer reads again after a 5 s stall",
     "socket+logfile|resumes": "socket,logfile=, viewer reads again after a 5 s stall",
 }
-PHASES = ["throughput", "stall", "echo", "syscalls", "fanout"]
+# The Linux guest's consoles: the same configurations on hvc0 and on ttyS0.
+LINUX = ["file", "hub", "multiplex", "multiplex x8"]
+LINUX_CONSOLES = {"hvc0": "hvc", "ttyS0": "serial"}
+for _con in LINUX_CONSOLES:
+    for _cfg in LINUX:
+        LABELS["%s|%s" % (_con, _cfg)] = "%s: %s" % (_con, LABELS[_cfg])
+PHASES = ["throughput", "stall", "echo", "syscalls", "hvc0", "ttyS0", "fanout"]
 
 # With $CMX_BENCH_BASELINE_QEMU (a build of the previous version of the series), the
 # multiplex configurations also run in it, interleaved with the current ones.
@@ -105,6 +117,10 @@ def parse_args():
                    help="end a stall run once the log did not grow for this long")
     p.add_argument("--syscall-lines", type=lambda s: int(s, 0), default=0x4000,
                    help="lines per stream while counting system calls")
+    p.add_argument("--linux-repeats", type=int, default=5,
+                   help="runs per configuration of the hvc0 and ttyS0 phases")
+    p.add_argument("--hvc0-mib", type=float, default=16, help="MiB written to hvc0 per run")
+    p.add_argument("--ttys0-mib", type=float, default=2, help="MiB written to ttyS0 per run")
     p.add_argument("--syscall-tool", choices=["perf", "strace"], default="perf",
                    help="count system calls with perf stat (default) or strace -c")
     args = p.parse_args()
@@ -113,7 +129,7 @@ def parse_args():
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         p.error("unknown phases: %s" % ", ".join(sorted(unknown)))
-    if min(args.repeats, args.stall_repeats, args.echo_repeats) < 1:
+    if min(args.repeats, args.stall_repeats, args.echo_repeats, args.linux_repeats) < 1:
         p.error("repeats must be >= 1")
     return args
 
@@ -209,6 +225,20 @@ def syscalls_phase(args, guest, tmp):
                      lambda r: "%.3f syscalls/byte" % sum(r["per_byte"].values()))
 
 
+def linux_phase(name, args, tmp):
+    """hvc0 or ttyS0 of the Linux guest: dd bs=4096 of a file through each configuration."""
+    linux.check_firmware()
+    gdir = linux.guest_dir()
+    console = LINUX_CONSOLES[name]
+    mib = args.hvc0_mib if name == "hvc0" else args.ttys0_mib
+    configs = [("%s|%s" % (name, c), c) for c in LINUX]
+    return run_phase(name, configs, args.linux_repeats,
+                     lambda c: linux_runs.throughput(c, console, int(mib * report.MIB), gdir,
+                                                     tmp),
+                     lambda r: "%.3f MiB/s, %.3f CPU-s/MiB, exact=%s" % (
+                         r["mib_s"], r["cpu_s_per_mib"], r["exact"]))
+
+
 def fanout_phase(out):
     """cargo bench --bench fanout; its table (stdout) is kept verbatim."""
     proc = subprocess.run(["cargo", "bench", "--bench", "fanout"], cwd=REPO,
@@ -247,10 +277,18 @@ def summary(args, meta, results, fanout):
         parts += ["## System calls per streamed byte (%s, %d-line stream)" % (
                   args.syscall_tool, args.syscall_lines), "",
                   report.syscall_table(results["syscalls"], tp, LABELS), ""]
+    for name in LINUX_CONSOLES:
+        if results.get(name):
+            mib = args.hvc0_mib if name == "hvc0" else args.ttys0_mib
+            parts += ["## Linux guest, %s: %g MiB in 4 KiB writes (dd bs=4096), %d runs" % (
+                name, mib, args.linux_repeats), "",
+                report.throughput_table(results[name], LABELS), ""]
     if fanout is not None:
         parts += ["## Library benchmark (cargo bench --bench fanout)", "", "```",
                   fanout.rstrip(), "```", ""]
     items = report.targets(tp, st, ec)
+    for name in LINUX_CONSOLES:
+        items += report.linux_targets(name, results.get(name, {}))
     if items:
         parts += ["## Targets", "", report.targets_text(items), ""]
     return "\n".join(parts)
@@ -273,6 +311,8 @@ def main():
         for name in args.phases:
             if name in phases:
                 results[name] = phases[name](args, guest, tmp)
+            elif name in LINUX_CONSOLES:
+                results[name] = linux_phase(name, args, tmp)
     if "fanout" in args.phases:
         print("[fanout] cargo bench --bench fanout ...", file=sys.stderr, flush=True)
         fanout = fanout_phase(out)

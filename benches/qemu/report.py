@@ -208,6 +208,44 @@ def _versus_v1(tp, cfg):
     return out
 
 
+def _paired_ratios(a_runs, b_runs, metric):
+    """a/b of `metric` for each round in which both ran (runs are interleaved
+    round by round, so a round's pair saw the same background load)."""
+    b_by_rep = {r["rep"]: r for r in ok_runs(b_runs)}
+    return sorted(r[metric] / b_by_rep[r["rep"]][metric] for r in ok_runs(a_runs)
+                  if r["rep"] in b_by_rep and b_by_rep[r["rep"]][metric])
+
+
+def _bound(ratios, bound, higher_is_better):
+    """met (True), not met (False) or undecided (None): a verdict only where the
+    whole spread of the per-round ratios is on one side of the bound."""
+    lo, hi = ratios[0], ratios[-1]
+    if higher_is_better:
+        return True if lo >= bound else False if hi < bound else None
+    return True if hi <= bound else False if lo > bound else None
+
+
+def linux_targets(console, results):
+    """The Linux guest's console (hvc0, ttyS0): multiplex (file + viewer) at least
+    0.95x a plain file backend's throughput, and no more CPU per MiB than hub."""
+    out = []
+    mux = results.get("%s|multiplex" % console, [])
+    for other, metric, bound, higher, what in (
+            ("file", "mib_s", 0.95, True, "throughput >= 95% of a plain file backend"),
+            ("hub", "cpu_s_per_mib", 1.0, False, "CPU per MiB <= hub's")):
+        ratios = _paired_ratios(mux, results.get("%s|%s" % (console, other), []), metric)
+        if not ratios:
+            continue
+        a = median(values(mux, metric))
+        b = median(values(results["%s|%s" % (console, other)], metric))
+        out.append(("%s: multiplex (file + viewer) %s" % (console, what),
+                    _bound(ratios, bound, higher),
+                    "medians %.3f vs %.3f; ratio multiplex/%s per round: median %.3f, "
+                    "min %.3f, max %.3f over %d rounds" % (
+                        a, b, other, median(ratios), ratios[0], ratios[-1], len(ratios))))
+    return out
+
+
 def targets_text(items):
     verdict = {True: "met", False: "NOT met", None: "undecided (the spread straddles it)"}
     return "\n".join("- %s: **%s** (%s)" % (what, verdict[met], why)

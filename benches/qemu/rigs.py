@@ -171,12 +171,18 @@ class Rig:
         self.multiplex = None  # id of the multiplex chardev, for its stats
         self.typist_leaves = False  # the typing viewer disconnects after the command
         self.binary = None  # another QEMU build (a "... v1" configuration), or the default
+        self.console = "serial"  # the guest's console: "serial" (COM1) or "hvc" (virtconsole)
 
     def chardev(self, spec):
         self.args += ["-chardev", spec]
 
     def serial(self, chardev):
-        self.args += ["-serial", "chardev:%s" % chardev]
+        """The guest's console on `chardev`: COM1, or a virtio console (hvc0)."""
+        if self.console == "hvc":
+            self.args += ["-device", "virtio-serial-pci",
+                          "-device", "virtconsole,chardev=%s,id=vc0" % chardev]
+        else:
+            self.args += ["-serial", "chardev:%s" % chardev]
 
     def file_sink(self, cid, extra=""):
         path = self.dir / ("%s.log" % cid)
@@ -320,8 +326,9 @@ def baseline_qemu():
     return os.environ.get("CMX_BENCH_BASELINE_QEMU")
 
 
-def build_rig(name, workdir, drain):
+def build_rig(name, workdir, drain, console="serial"):
     rig = Rig(name, workdir, drain)
+    rig.console = console
     if name.endswith(BASELINE):
         RIGS[name[:-len(BASELINE)]](rig)
         rig.binary = baseline_qemu()

@@ -22,10 +22,11 @@ class Session:
     """One boot of one rig: QEMU, the thread that drains viewers and pipes,
     the connected viewers.  Use as a context manager."""
 
-    def __init__(self, rig_name, guest, tmp):
+    def __init__(self, rig_name, guest, tmp, console="serial", extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="run-", dir=tmp)
         self.drain = Drain()
-        self.rig = build_rig(rig_name, self.dir, self.drain)
+        self.rig = build_rig(rig_name, self.dir, self.drain, console)
+        self.rig.args += list(extra_args)
         self.socks = []
         self.vm = None
         self.drain.start()
