@@ -231,6 +231,33 @@ typedef uint32_t cmx_overflow;
 #endif // __cplusplus
 
 /**
+ * What a `drop` sink discards when its queue is full.
+ */
+enum cmx_drop_unit
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The oldest bytes, wherever they fall (0, so a zeroed config gets it).
+     */
+    CMX_DROP_UNIT_BYTES = 0,
+    /**
+     * The oldest whole lines: a viewer never sees the end of one line
+     * spliced onto the start of another. A line longer than the queue
+     * falls back to bytes.
+     */
+    CMX_DROP_UNIT_LINES = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum cmx_drop_unit cmx_drop_unit;
+#else
+typedef uint32_t cmx_drop_unit;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An event a sink reports with `cmx_mux_sink_event()`.
  */
 enum cmx_sink_event
