@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the serial console through -chardev multiplex against file, hub and
 # socket logfile= in the patched QEMU (benches/qemu/bench.py), then the library
-# benchmark (cargo bench --bench fanout). Takes about 20 minutes; not part of the tests.
+# benchmark (cargo bench --bench fanout); the Linux guest's hvc0 and ttyS0 through the same
+# configurations (phases hvc0, ttyS0). Takes about 35 minutes; not part of the tests.
 #
 #   scripts/bench.sh [--out DIR] [bench.py options...]    # default DIR: bench-results/
 #
