@@ -307,8 +307,9 @@ enum cmx_sink_state
      */
     CMX_SINK_STATE_FAILED = 2,
     /**
-     * Being detached (`cmx_mux_detach()`): gets no new output; its queue
-     * drains until `cmx_mux_release()`.
+     * Open and being detached (`cmx_mux_detach()`): gets no new output;
+     * its queue drains until `cmx_mux_release()`. (One that closes or
+     * fails meanwhile says so instead.)
      */
     CMX_SINK_STATE_DETACHING = 3,
 };

@@ -7,7 +7,10 @@
 //! may crash or panic, every result must be a known code and the one the
 //! contract names, bytes handed out must be readable and be the frontend's,
 //! the counters must always add up, and a frontend that was turned away
-//! must be told it may write again once the sinks drain.
+//! must be told it may write again once the sinks drain. Sinks are
+//! attached, detached and released, and the input moves, in between: a
+//! released index is refused, a detaching sink still drains, and drop
+//! notices reach only the sinks that asked for them.
 #![no_main]
 
 use core::ptr::{null, null_mut};
@@ -44,10 +47,20 @@ fn outcome(a: u8, len: usize) -> isize {
     }
 }
 
+/// Any byte a drop notice (`\r\n[multiplex: N bytes dropped]\r\n`) has.
+fn notice_byte(b: u8) -> bool {
+    b"\r\n[multiplex: 0123456789bytesdrop]".contains(&b)
+}
+
 /// The caller's view of one multiplexer, checked against what it reports.
 struct Caller {
     mux: *mut cmx_mux,
+    /// Sink slots (attached, detaching or released).
     n: usize,
+    /// Which slots asked for drop notices.
+    notices: [bool; CMX_MAX_SINKS],
+    /// Which slots are being detached (detached, not yet released).
+    detaching: [bool; CMX_MAX_SINKS],
     /// The bytes out with the caller: (sink, len) from the last
     /// `cmx_mux_poll_transmit()` not yet reported or withdrawn.
     in_flight: Option<(usize, usize)>,
@@ -66,18 +79,30 @@ struct Caller {
 }
 
 impl Caller {
-    fn stats(&self, sink: usize) -> cmx_sink_stats {
+    /// A sink's statistics; None for a released (or never used) index.
+    fn try_stats(&self, sink: usize) -> Option<cmx_sink_stats> {
         let mut st = cmx_sink_stats::default();
         // SAFETY: `mux` is live; `st` is writable.
-        assert_eq!(
-            unsafe { cmx_mux_sink_stats(self.mux, sink, &mut st) },
-            cmx_result::Ok
-        );
-        st
+        match unsafe { cmx_mux_sink_stats(self.mux, sink, &mut st) } {
+            cmx_result::Ok => Some(st),
+            r => {
+                assert_eq!(r, cmx_result::InvalidSink);
+                None
+            }
+        }
+    }
+
+    fn stats(&self, sink: usize) -> cmx_sink_stats {
+        self.try_stats(sink).expect("a sink that exists")
+    }
+
+    /// Open, or open and being detached: its queue is written.
+    fn drains(st: &cmx_sink_stats) -> bool {
+        st.state == cmx_sink_state::Open as u32 || st.state == cmx_sink_state::Detaching as u32
     }
 
     fn is_open(&self, sink: usize) -> bool {
-        self.stats(sink).state == cmx_sink_state::Open as u32
+        self.try_stats(sink).is_some_and(|st| Self::drains(&st))
     }
 
     fn may_queue_events(&mut self) {
@@ -104,10 +129,14 @@ impl Caller {
         assert!(t.sink < self.n && !t.data.is_null());
         // SAFETY: the library hands out `len` readable bytes.
         let data = unsafe { core::slice::from_raw_parts(t.data, t.len) };
-        assert!(data.iter().all(|&b| b == FILL), "foreign bytes handed out");
+        let notice = self.notices[t.sink] && data.iter().all(|&b| notice_byte(b));
+        assert!(
+            notice || data.iter().all(|&b| b == FILL),
+            "foreign bytes handed out"
+        );
         let st = self.stats(t.sink);
-        assert_eq!(st.state, cmx_sink_state::Open as u32);
-        assert!(t.len as u64 <= st.queued);
+        assert!(Self::drains(&st), "{st:?}");
+        assert!(notice || t.len as u64 <= st.queued);
         if let Some((sink, _)) = self.in_flight {
             assert_eq!(sink, t.sink, "another sink handed out before the report");
         }
@@ -119,12 +148,15 @@ impl Caller {
     fn transmitted(&mut self, sink: usize, result: isize) {
         let expect = if sink >= self.n {
             cmx_result::InvalidSink
+        } else if self.try_stats(sink).is_none() {
+            // A released slot ignores the report.
+            cmx_result::Ok
         } else if self.in_flight.is_some_and(|f| f.0 == sink) || !self.is_open(sink) {
             cmx_result::Ok
         } else {
             cmx_result::NotOffered
         };
-        let before = (sink < self.n).then(|| self.stats(sink));
+        let before = self.try_stats(sink);
         // SAFETY: `mux` is live.
         let r = unsafe { cmx_mux_transmitted(self.mux, sink, result) };
         assert_eq!(
@@ -149,7 +181,10 @@ impl Caller {
         };
         match errno {
             0 if result > 0 => {
-                assert_eq!(after.delivered, before.delivered + result as u64);
+                assert_eq!(
+                    after.delivered + after.notice_bytes,
+                    before.delivered + before.notice_bytes + result as u64
+                );
                 assert!(!failed);
             }
             // Nothing taken: it is watched.
@@ -165,7 +200,9 @@ impl Caller {
 
     /// A write (or write_at) of `len` bytes, with its result checked.
     fn write(&mut self, len: usize, now: Option<u64>, payload: &[u8]) -> cmx_result {
-        let dropped: Vec<u64> = (0..self.n).map(|i| self.stats(i).dropped).collect();
+        let dropped: Vec<u64> = (0..self.n)
+            .map(|i| self.try_stats(i).map_or(0, |st| st.dropped))
+            .collect();
         let mut room = 0usize;
         // SAFETY: `mux` is live; `room` is writable.
         assert_eq!(
@@ -285,23 +322,110 @@ impl Caller {
         mask
     }
 
+    /// `cmx_mux_attach()` with a configuration from `x` (as at creation).
+    fn attach(&mut self, x: usize) -> cmx_result {
+        let config = sink_config(x);
+        // The lowest released slot, else a new one.
+        let slot = (0..self.n)
+            .find(|&i| self.try_stats(i).is_none())
+            .unwrap_or(self.n);
+        let mut sink = usize::MAX;
+        // SAFETY: `mux` is live; `config` and `sink` are valid.
+        let r = unsafe { cmx_mux_attach(self.mux, &config, &mut sink) };
+        self.may_queue_events();
+        let invalid = config.overflow > 1
+            || config.drop_unit > 1
+            || (config.drop_notice && config.overflow == cmx_overflow::Block as u32);
+        if invalid {
+            assert_ne!(r, cmx_result::Ok);
+            return r;
+        }
+        if slot == CMX_MAX_SINKS {
+            assert_eq!(r, cmx_result::SinkLimit);
+            return r;
+        }
+        assert_eq!((r, sink), (cmx_result::Ok, slot));
+        self.n = self.n.max(sink + 1);
+        self.notices[sink] = config.drop_notice;
+        self.detaching[sink] = false;
+        let st = self.stats(sink);
+        assert_eq!((st.delivered, st.dropped, st.write_errors), (0, 0, 0));
+        r
+    }
+
+    /// `cmx_mux_detach()` or `cmx_mux_release()` of `sink`.
+    fn detach(&mut self, sink: usize, release: bool) -> cmx_result {
+        let before = self.try_stats(sink);
+        let receivers = (0..self.n)
+            .filter(|&i| self.try_stats(i).is_some() && !self.detaching[i])
+            .count();
+        let mut backlog = usize::MAX;
+        let mut last = cmx_sink_stats::default();
+        // SAFETY: `mux` is live; the out pointers are valid.
+        let r = unsafe {
+            if release {
+                cmx_mux_release(self.mux, sink, &mut last)
+            } else {
+                cmx_mux_detach(self.mux, sink, &mut backlog)
+            }
+        };
+        self.may_queue_events();
+        let Some(before) = before else {
+            assert_eq!(r, cmx_result::InvalidSink);
+            return r;
+        };
+        if receivers == 1 && !self.detaching[sink] {
+            assert_eq!(r, cmx_result::LastSink);
+            return r;
+        }
+        assert_eq!(r, cmx_result::Ok);
+        self.detaching[sink] = !release;
+        if release {
+            assert!(self.try_stats(sink).is_none());
+            assert_eq!(last.offered, last.delivered + last.queued + last.dropped);
+            self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+        } else {
+            let st = self.stats(sink);
+            // Detaching while open; closed or failed ones say so.
+            assert!(
+                st.state == cmx_sink_state::Detaching as u32 || !Self::drains(&before),
+                "{st:?}"
+            );
+            assert_eq!(backlog as u64, st.queued);
+            if st.overflow == cmx_overflow::Drop as u32 {
+                assert_eq!(st.queued, 0);
+                self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+            }
+        }
+        r
+    }
+
     /// What holds after every call.
     fn check(&self) {
         let mask = self.watch_mask();
         let mut backlog = 0u64;
         for i in 0..self.n {
-            let st = self.stats(i);
+            let Some(st) = self.try_stats(i) else {
+                assert_eq!(mask & 1 << i, 0, "released sink {i} watched");
+                continue;
+            };
             assert_eq!(
                 st.offered,
                 st.delivered + st.queued + st.dropped,
                 "sink {i}"
             );
             assert!(st.queued <= st.queue_high_water);
+            if !self.notices[i] {
+                assert_eq!((st.notices, st.notice_bytes), (0, 0), "sink {i}");
+            }
             let open = st.state == cmx_sink_state::Open as u32;
             if mask & 1 << i != 0 {
-                assert!(open && st.queued > 0, "sink {i} watched: {st:?}");
+                assert!(
+                    Self::drains(&st) && (st.queued > 0 || self.notices[i]),
+                    "sink {i} watched: {st:?}"
+                );
             }
-            if !open {
+            if !Self::drains(&st) {
                 assert_eq!(st.queued, 0, "sink {i} not open, yet queued");
             }
             if open && st.overflow == cmx_overflow::Block as u32 {
@@ -329,10 +453,13 @@ impl Caller {
             self.transmitted(sink, -(libc::EAGAIN as isize));
         }
         for i in 0..self.n {
-            assert_eq!(
-                unsafe { cmx_mux_sink_writable(self.mux, i) },
+            let r = unsafe { cmx_mux_sink_writable(self.mux, i) };
+            let want = if self.try_stats(i).is_some() {
                 cmx_result::Ok
-            );
+            } else {
+                cmx_result::InvalidSink
+            };
+            assert_eq!(r, want);
         }
         loop {
             let t = self.poll_transmit();
@@ -360,27 +487,31 @@ impl Caller {
     }
 }
 
+/// A sink configuration from one byte: mostly valid, now and then an
+/// unknown overflow policy (0x70), an unknown drop unit (0x60) or a notice
+/// on a block sink (0x10 without bit 0).
+fn sink_config(x: usize) -> cmx_sink_config {
+    cmx_sink_config {
+        overflow: if x & 0x70 == 0x70 {
+            x as u32
+        } else {
+            (x & 1) as u32
+        },
+        open: x & 2 != 0,
+        input: x & 0x0c == 0x0c,
+        drop_unit: match x & 0xe0 {
+            0x60 => 7,
+            v if v & 0x80 != 0 => 1,
+            _ => 0,
+        },
+        drop_notice: x & 0x10 != 0 && x & 0x70 != 0x70,
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
     let n_sinks = b.small() % 11;
-    let sinks: Vec<cmx_sink_config> = (0..n_sinks)
-        .map(|_| {
-            let x = b.small();
-            cmx_sink_config {
-                overflow: if x & 0x70 == 0x70 {
-                    x as u32
-                } else {
-                    (x & 1) as u32
-                },
-                open: x & 2 != 0,
-                input: x & 0x0c == 0x0c,
-                // Bit 7 with bit 0 (drop) asks for lines; 0x90 without drop
-                // asks for a notice on a block sink (refused).
-                drop_unit: u32::from(x & 0x81 == 0x81),
-                drop_notice: x & 0x10 != 0 && x & 0x70 != 0x70,
-            }
-        })
-        .collect();
+    let sinks: Vec<cmx_sink_config> = (0..n_sinks).map(|_| sink_config(b.small())).collect();
     let queue = match b.small() % 6 {
         0 => 0,
         1 => CMX_MAX_QUEUE_CAPACITY + 1,
@@ -419,6 +550,8 @@ fuzz_target!(|data: &[u8]| {
     let mut c = Caller {
         mux,
         n: n_sinks,
+        detaching: [false; CMX_MAX_SINKS],
+        notices: core::array::from_fn(|i| sinks.get(i).is_some_and(|s| s.drop_notice)),
         in_flight: None,
         would_blocks: 0,
         writables: 0,
@@ -442,12 +575,25 @@ fuzz_target!(|data: &[u8]| {
     while let Some(tag) = b.byte() {
         let sink = match b.small() {
             0xff => usize::MAX,
-            x => x % (n_sinks + 2),
+            x => x % (CMX_MAX_SINKS + 1),
         };
         let len = b.small() * 2;
         // SAFETY (every call below): `mux` is live; the other pointers are
         // valid or deliberately NULL.
-        let r = match tag % 20 {
+        let r = match tag % 24 {
+            20 => c.attach(b.small()),
+            21 => c.detach(sink, false),
+            22 => c.detach(sink, true),
+            23 if len == 0 => unsafe { cmx_mux_clear_input(mux) },
+            23 => {
+                let r = unsafe { cmx_mux_set_input(mux, sink) };
+                let want = match c.try_stats(sink) {
+                    Some(_) if !c.detaching[sink] => cmx_result::Ok,
+                    _ => cmx_result::InvalidSink,
+                };
+                assert_eq!(r, want);
+                r
+            }
             0 => c.write(len, None, &payload),
             1 => unsafe { cmx_mux_write(mux, null(), len, &mut out) },
             2 => unsafe { cmx_mux_write(mux, payload.as_ptr(), len, null_mut()) },
@@ -456,8 +602,8 @@ fuzz_target!(|data: &[u8]| {
                 unsafe { cmx_mux_sink_writable(mux, sink) }
             }
             4 => {
-                let event = tag as u32 / 20 % 4;
-                if sink < n_sinks && event < cmx_sink_event::Break as u32 {
+                let event = tag as u32 / 24 % 4;
+                if sink < c.n && event < cmx_sink_event::Break as u32 {
                     // Opening or closing a sink withdraws its bytes out with the caller.
                     c.in_flight = c.in_flight.filter(|f| f.0 != sink);
                 }
@@ -502,7 +648,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // The report, for the sink that was handed bytes or any other.
             13 | 14 => {
-                let target = match (tag % 20, c.in_flight) {
+                let target = match (tag % 24, c.in_flight) {
                     (13, Some((s, _))) => s,
                     _ => sink,
                 };

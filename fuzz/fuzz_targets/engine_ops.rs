@@ -67,7 +67,7 @@ fn op(b: &mut Bytes) -> Option<Op> {
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
     let n = 1 + b.small() % MAX_SINKS;
-    let (drop_mask, open_mask) = (b.small(), b.small());
+    let (drop_mask, open_mask, lines_mask) = (b.small(), b.small(), b.small());
     let cap = 1 + (b.small() | b.small() << 8) % 4096;
     let replay = b.small() * cap / 255;
     let input = b.byte().and_then(|i| (i < 128).then_some(i as usize % n));
@@ -80,6 +80,13 @@ fuzz_target!(|data: &[u8]| {
                     Overflow::Block
                 },
                 open: open_mask >> i & 1 == 1,
+                drop_unit: if lines_mask >> i & 1 == 1 {
+                    DropUnit::Lines
+                } else {
+                    DropUnit::Bytes
+                },
+                // Notices on the drop sinks of the even-numbered masks.
+                drop_notice: drop_mask >> i & 1 == 1 && lines_mask & 0x80 == 0,
             })
             .collect(),
         input,

@@ -113,8 +113,9 @@ u32_enum! {
         Closed = 1,
         /// A write failed with a hard error: receives nothing until it reopens.
         Failed = 2,
-        /// Being detached (`cmx_mux_detach()`): gets no new output; its queue
-        /// drains until `cmx_mux_release()`.
+        /// Open and being detached (`cmx_mux_detach()`): gets no new output;
+        /// its queue drains until `cmx_mux_release()`. (One that closes or
+        /// fails meanwhile says so instead.)
         Detaching = 3,
     }
 }

@@ -353,7 +353,7 @@ pub unsafe extern "C" fn cmx_mux_frontend_open(
 pub(super) fn stats_to_c(st: &SinkStats, detaching: bool) -> cmx_sink_stats {
     cmx_sink_stats {
         state: match st.state {
-            _ if detaching => cmx_sink_state::Detaching,
+            SinkState::Open if detaching => cmx_sink_state::Detaching,
             SinkState::Open => cmx_sink_state::Open,
             SinkState::Closed => cmx_sink_state::Closed,
             SinkState::Failed => cmx_sink_state::Failed,
