@@ -271,6 +271,91 @@ impl Mux {
         forward
     }
 
+    /// The index `cmx_mux_attach()` will give the next sink: the lowest
+    /// released one, else a new one.
+    pub fn next_slot(&self) -> usize {
+        (0..self.n_sinks())
+            .find(|&i| self.try_stats(i).is_none())
+            .unwrap_or(self.n_sinks())
+    }
+
+    /// A sink's statistics, or None for a released (or unused) index.
+    pub fn try_stats(&self, sink: usize) -> Option<cmx_sink_stats> {
+        let mut st = cmx_sink_stats::default();
+        // SAFETY: live mux, writable out.
+        match unsafe { cmx_mux_sink_stats(self.raw, sink, &mut st) } {
+            cmx_result::Ok => Some(st),
+            r => {
+                assert_eq!(r, cmx_result::InvalidSink, "stats({sink})");
+                None
+            }
+        }
+    }
+
+    /// `cmx_mux_attach()`; `fd` is what its writes go to. Settles (an open
+    /// sink is written its replay at once).
+    pub fn attach_sink(&mut self, cfg: &cmx_sink_config, fd: RawFd) -> Result<usize, cmx_result> {
+        let slot = self.next_slot();
+        if slot >= self.n_sinks() && slot < CMX_MAX_SINKS {
+            self.ctx.fds.resize(slot + 1, -1);
+            self.ctx.watching.resize(slot + 1, false);
+        }
+        if slot < CMX_MAX_SINKS {
+            self.ctx.fds[slot] = fd;
+        }
+        let mut sink = usize::MAX;
+        // SAFETY: live mux, valid config, writable out.
+        let r = unsafe { cmx_mux_attach(self.raw, cfg, &mut sink) };
+        self.settle();
+        match r {
+            cmx_result::Ok => {
+                assert_eq!(sink, slot, "not the lowest free index");
+                Ok(sink)
+            }
+            r => {
+                if let Some(fd) = self.ctx.fds.get_mut(slot) {
+                    *fd = -1;
+                }
+                Err(r)
+            }
+        }
+    }
+
+    /// `cmx_mux_detach()`: the backlog left to write.
+    pub fn detach(&mut self, sink: usize) -> Result<usize, cmx_result> {
+        let mut backlog = usize::MAX;
+        // SAFETY: live mux, writable out.
+        let r = unsafe { cmx_mux_detach(self.raw, sink, &mut backlog) };
+        self.settle();
+        (r == cmx_result::Ok).then_some(backlog).ok_or(r)
+    }
+
+    /// `cmx_mux_release()`: the sink's final statistics. Its fd is no
+    /// longer written.
+    pub fn release(&mut self, sink: usize) -> Result<cmx_sink_stats, cmx_result> {
+        let mut last = cmx_sink_stats::default();
+        // SAFETY: live mux, writable out.
+        let r = unsafe { cmx_mux_release(self.raw, sink, &mut last) };
+        self.settle();
+        if r == cmx_result::Ok {
+            self.ctx.fds[sink] = -1;
+        }
+        (r == cmx_result::Ok).then_some(last).ok_or(r)
+    }
+
+    /// `cmx_mux_set_input()`, or `cmx_mux_clear_input()` for None.
+    pub fn set_input(&mut self, sink: Option<usize>) -> cmx_result {
+        // SAFETY: live mux.
+        let r = unsafe {
+            match sink {
+                Some(i) => cmx_mux_set_input(self.raw, i),
+                None => cmx_mux_clear_input(self.raw),
+            }
+        };
+        self.settle();
+        r
+    }
+
     pub fn frontend_open(&self) -> bool {
         let mut open = false;
         let mut n = 0usize;

@@ -89,6 +89,33 @@ impl Rig {
         rig
     }
 
+    /// Attaches a new sink (`cmx_mux_attach()`) on a new socketpair, whose
+    /// peer starts reading at once unless `paused`; returns its index.
+    pub fn attach_new(&mut self, cfg: &cmx_sink_config, paused: bool) -> Result<usize, cmx_result> {
+        let slot = self.mux.next_slot();
+        if slot >= CMX_MAX_SINKS {
+            // Full: what the library says about it is the test's business.
+            return self.mux.attach_sink(cfg, -1);
+        }
+        if slot >= self.ours.len() {
+            self.ours.resize_with(slot + 1, || None);
+            self.peers.resize_with(slot + 1, || None);
+            self.mux.ctx.fds.resize(slot + 1, -1);
+            self.mux.ctx.watching.resize(slot + 1, false);
+        }
+        self.attach(slot);
+        self.pause(slot, paused);
+        let fd = self.mux.ctx.fds[slot];
+        match self.mux.attach_sink(cfg, fd) {
+            Ok(i) => Ok(i),
+            Err(r) => {
+                self.close_ours(slot);
+                self.peers[slot] = None;
+                Err(r)
+            }
+        }
+    }
+
     /// Connects a new socketpair to sink `i` (the library is not told: send
     /// CMX_SINK_EVENT_OPENED for a sink that was closed).
     pub fn attach(&mut self, i: usize) {
@@ -106,7 +133,10 @@ impl Rig {
             received: Vec::new(),
             paused: false,
             eof: false,
-            base_delivered: self.mux.stats(i).delivered,
+            base_delivered: self
+                .mux
+                .try_stats(i)
+                .map_or(0, |st| st.delivered + st.notice_bytes),
         });
     }
 
@@ -280,10 +310,14 @@ impl Rig {
         let start = Instant::now();
         loop {
             let done = (0..self.mux.n_sinks()).all(|i| {
-                let st = self.mux.stats(i);
-                match &self.peers[i] {
-                    Some(p) if !p.paused && st.state == OPEN => {
-                        st.queued == 0 && p.received.len() as u64 == st.delivered - p.base_delivered
+                match (self.mux.try_stats(i), &self.peers[i]) {
+                    (Some(st), Some(p))
+                        if !p.paused && (st.state == OPEN || st.state == DETACHING) =>
+                    {
+                        // Drop notices count as received too.
+                        st.queued == 0
+                            && p.received.len() as u64
+                                == st.delivered + st.notice_bytes - p.base_delivered
                     }
                     _ => true,
                 }

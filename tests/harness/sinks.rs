@@ -15,6 +15,7 @@ pub fn assert_balanced(what: &str, st: &cmx_sink_stats) {
 pub const OPEN: u32 = cmx_sink_state::Open as u32;
 pub const CLOSED: u32 = cmx_sink_state::Closed as u32;
 pub const FAILED: u32 = cmx_sink_state::Failed as u32;
+pub const DETACHING: u32 = cmx_sink_state::Detaching as u32;
 
 pub fn sink(overflow: cmx_overflow, open: bool, input: bool) -> cmx_sink_config {
     cmx_sink_config {
