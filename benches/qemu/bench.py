@@ -83,7 +83,13 @@ LINUX_CONSOLES = {"hvc0": "hvc", "ttyS0": "serial"}
 for _con in LINUX_CONSOLES:
     for _cfg in LINUX:
         LABELS["%s|%s" % (_con, _cfg)] = "%s: %s" % (_con, LABELS[_cfg])
-PHASES = ["throughput", "stall", "echo", "syscalls", "hvc0", "ttyS0", "fanout"]
+# Run-time control: the same stream, quiet and with a viewer attached and
+# detached every 100 ms.
+CONTROL = ["multiplex", "multiplex churn"]
+LABELS["control|multiplex"] = "multiplex (file + viewer), no control"
+LABELS["control|multiplex churn"] = ("multiplex (file + viewer), a viewer attached and "
+                                     "detached every 100 ms")
+PHASES = ["throughput", "stall", "echo", "syscalls", "control", "hvc0", "ttyS0", "fanout"]
 
 # With $CMX_BENCH_BASELINE_QEMU (a build of the previous version of the series), the
 # multiplex configurations also run in it, interleaved with the current ones.
@@ -225,6 +231,15 @@ def syscalls_phase(args, guest, tmp):
                      lambda r: "%.3f syscalls/byte" % sum(r["per_byte"].values()))
 
 
+def control_phase(args, guest, tmp):
+    configs = [("control|" + c, c) for c in CONTROL]
+    return run_phase("control", configs, args.repeats,
+                     lambda c: runs.churn("multiplex", args.lines, guest, tmp,
+                                          period=0.1 if c.endswith("churn") else 0),
+                     lambda r: "%.3f MiB/s, %.2f CPU-s/MiB, %d attach/detach, exact=%s" % (
+                         r["mib_s"], r["cpu_s_per_mib"], r["ticks"], r["exact"]))
+
+
 def linux_phase(name, args, tmp):
     """hvc0 or ttyS0 of the Linux guest: dd bs=4096 of a file through each configuration."""
     linux.check_firmware()
@@ -277,6 +292,10 @@ def summary(args, meta, results, fanout):
         parts += ["## System calls per streamed byte (%s, %d-line stream)" % (
                   args.syscall_tool, args.syscall_lines), "",
                   report.syscall_table(results["syscalls"], tp, LABELS), ""]
+    if results.get("control"):
+        parts += ["## Run-time control: %d-line stream, a viewer attached and detached every "
+                  "100 ms, %d runs" % (args.lines, args.repeats), "",
+                  report.throughput_table(results["control"], LABELS), ""]
     for name in LINUX_CONSOLES:
         if results.get(name):
             mib = args.hvc0_mib if name == "hvc0" else args.ttys0_mib
@@ -287,6 +306,7 @@ def summary(args, meta, results, fanout):
         parts += ["## Library benchmark (cargo bench --bench fanout)", "", "```",
                   fanout.rstrip(), "```", ""]
     items = report.targets(tp, st, ec)
+    items += report.control_targets(results.get("control", {}))
     for name in LINUX_CONSOLES:
         items += report.linux_targets(name, results.get(name, {}))
     if items:
@@ -307,7 +327,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cmx-bench-") as tmp:
         guest = args.guest or q.build_guest(Path(tmp) / "guest")
         phases = {"throughput": throughput_phase, "stall": stall_phase,
-                  "echo": echo_phase, "syscalls": syscalls_phase}
+                  "echo": echo_phase, "syscalls": syscalls_phase, "control": control_phase}
         for name in args.phases:
             if name in phases:
                 results[name] = phases[name](args, guest, tmp)

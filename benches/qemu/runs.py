@@ -182,6 +182,58 @@ def throughput(rig_name, lines, guest, tmp, timeout=180):
         }
 
 
+def churn(rig_name, lines, guest, tmp, period=0.1, timeout=180):
+    """Like throughput(), with a viewer attached and detached over QMP every
+    `period` seconds while the guest streams (period 0: no churn, the
+    control). Each tick detaches and removes the previous extra viewer (a
+    ringbuf chardev) and adds and attaches a new one. Also checks that the log
+    and the reading viewer stay byte-exact."""
+    with Session(rig_name, guest, tmp) as s:
+        s.wait_banner()
+        viewers = s.reading_viewers()
+        want = q.BANNER + q.expected_reply(lines)
+        cpu0, t0 = s.cpu(), time.monotonic()
+        s.start_stream(lines, viewers)
+        ticks, attached, n = 0, None, 0
+        next_tick = t0 + period
+        deadline = t0 + timeout
+        while s.log.size() < len(want):
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError("%d of %d bytes after %.0f s" % (
+                    s.log.size(), len(want), timeout))
+            if period and now >= next_tick:
+                if attached:
+                    s.vm.cmd("x-chardev-multiplex-detach", id=s.rig.multiplex,
+                             chardev=attached)
+                    s.vm.cmd("chardev-remove", id=attached)
+                n += 1
+                attached = "churn%d" % n
+                s.vm.cmd("chardev-add", id=attached,
+                         backend={"type": "ringbuf", "data": {"size": 65536}})
+                s.vm.cmd("x-chardev-multiplex-attach", id=s.rig.multiplex, chardev=attached,
+                         overflow="drop")
+                ticks += 1
+                next_tick += period
+            time.sleep(min(s.log.poll, max(0.0, next_tick - time.monotonic())) if period
+                       else s.log.poll)
+        t1, cpu1 = time.monotonic(), s.cpu()
+        for sink in s.rig.sinks[1:]:
+            wait_size(sink, s.vm, len(want), 10)
+        verdicts = [compare(sink.data(s.vm), want)[0] for sink in s.rig.sinks]
+        nbytes = len(q.expected_reply(lines))
+        mib = nbytes / MIB
+        return {
+            "mib_s": mib / (t1 - t0),
+            "cpu_s_per_mib": (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / mib,
+            "user_s_per_mib": (cpu1[0] - cpu0[0]) / mib,
+            "sys_s_per_mib": (cpu1[1] - cpu0[1]) / mib,
+            "ticks": ticks,
+            "exact": all(v == "exact" for v in verdicts),
+            "binary": s.binary,
+        }
+
+
 def _window(s, total, timeout, every=0.1):
     """(bytes, seconds, (user, sys)) between the second and the last log poll
     that fall inside the stream (the first one may still see start-up)."""
