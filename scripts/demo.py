@@ -43,7 +43,7 @@ def main():
                "-chardev", "socket,id=con0tcp,host=127.0.0.1,port=%d,telnet=on,"
                            "server=on,wait=off" % args.port,
                "-chardev", "multiplex,id=con0,muxA=con0log,muxB=con0tcp,"
-                           "muxB-overflow=drop,replay=4096",
+                           "muxB-overflow=drop,replay-size=4096",
                "-device", "isa-serial,chardev=con0,id=serial0"]
     print("QEMU:", q.qemu_binary())
     print("console options:", " ".join(cmdline))

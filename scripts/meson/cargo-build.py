@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Builds the chardev-multiplex staticlib with cargo for meson.
 
-Runs `cargo build --locked --release` with the target directory inside the
-meson build directory, copies the library to meson's output path (only when
-it changed, so dependants are not relinked for nothing) and writes a depfile
-from cargo's dep-info so ninja rebuilds when a Rust source changes.
+Runs `cargo build --locked` with the target directory inside the meson build
+directory, copies the library to meson's output path (only when it changed,
+so dependants are not relinked for nothing) and writes a depfile from cargo's
+dep-info so ninja rebuilds when a Rust source changes.
+
+--profile release|dev follows meson's build type, --target the cross file's
+host (a Rust target triple), and --offline QEMU's --disable-download: cargo
+then takes the crates from $CMX_CARGO_VENDOR_DIR (scripts/vendor-crates.sh
+fills it) if that is set, else from cargo's own cache, and never from the
+network.
 """
 import argparse
 import os
@@ -20,26 +26,38 @@ def main() -> int:
     ap.add_argument("--target-dir", required=True)
     ap.add_argument("--output", required=True)
     ap.add_argument("--depfile", required=True)
+    ap.add_argument("--profile", choices=["release", "dev"], default="release")
+    ap.add_argument("--target", default="")
+    ap.add_argument("--offline", action="store_true")
     args = ap.parse_args()
 
-    cmd = [args.cargo, "build", "--locked", "--release", "--lib",
+    cmd = [args.cargo, "build", "--locked", "--lib", "--profile", args.profile,
            "--manifest-path", args.manifest, "--target-dir", args.target_dir]
+    if args.target:
+        cmd += ["--target", args.target]
+    if args.offline:
+        cmd.append("--offline")
+        vendor = os.environ.get("CMX_CARGO_VENDOR_DIR")
+        if vendor:
+            cmd += ["--config", 'source.crates-io.replace-with="vendored-sources"',
+                    "--config", 'source.vendored-sources.directory="%s"' % vendor]
     env = dict(os.environ)
-    # Meson may run us with its own RUSTFLAGS-free environment; keep cargo quiet
-    # about terminal colours in ninja's log.
     env.setdefault("CARGO_TERM_COLOR", "never")
     r = subprocess.run(cmd, env=env)
     if r.returncode != 0:
-        print(f"cargo-build.py: `{' '.join(cmd)}` failed with status {r.returncode}",
+        hint = (" (offline: run scripts/vendor-crates.sh and set CMX_CARGO_VENDOR_DIR, or "
+                "configure QEMU without --disable-download)" if args.offline else "")
+        print(f"cargo-build.py: `{' '.join(cmd)}` failed with status {r.returncode}{hint}",
               file=sys.stderr)
         return r.returncode
 
-    built = os.path.join(args.target_dir, "release", "libchardev_multiplex.a")
+    out_dir = os.path.join(args.target_dir, args.target,
+                           "release" if args.profile == "release" else "debug")
+    built = os.path.join(out_dir, "libchardev_multiplex.a")
     if not (os.path.exists(args.output) and _same(built, args.output)):
         shutil.copy2(built, args.output)
 
-    depinfo = os.path.join(args.target_dir, "release", "libchardev_multiplex.d")
-    with open(depinfo) as f:
+    with open(os.path.join(out_dir, "libchardev_multiplex.d")) as f:
         deps = f.read().split(":", 1)[1].strip()
     with open(args.depfile, "w") as f:
         f.write(f"{args.output}: {deps}\n")

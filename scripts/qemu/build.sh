@@ -55,7 +55,7 @@ key=$(
     # (scripts/meson holds the helpers the crate's meson.build runs).
     for p in scripts/qemu/build.sh qemu-patches Cargo.toml Cargo.lock meson.build \
              meson.options meson_options.txt build.rs cbindgen.toml rust-toolchain.toml \
-             .cargo scripts/meson src include; do
+             .cargo scripts/meson scripts/vendor-crates.sh src include; do
         [ -e "$p" ] && files+=("$p")
     done
     if [ ${#files[@]} -gt 0 ]; then
@@ -118,6 +118,11 @@ if [ ! -f "$src/.cmx-ready" ]; then
 fi
 
 # ---- configure + build ----------------------------------------------------
+# QEMU is configured with --disable-download, so cargo runs --offline: on crates
+# vendored into the cache (scripts/vendor-crates.sh), never on the network.
+CMX_CARGO_VENDOR_DIR=$("$root/scripts/vendor-crates.sh" | tail -n 1) \
+    || die "scripts/vendor-crates.sh failed"
+export CMX_CARGO_VENDOR_DIR
 if [ ! -f "$build/build.ninja" ]; then
     rm -rf "$build"; mkdir -p "$build"
     log "configuring in $build (extra args:${extra[*]:+ ${extra[*]}})"

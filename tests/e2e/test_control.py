@@ -20,7 +20,7 @@ def test_a_viewer_attaches_mid_stream_takes_the_input_and_the_first_is_removed(g
     log_end, qemu_end = socket.socketpair()
     port1, port2 = q.free_port(), q.free_port()
     fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port1, ",replay=4k", telnet=False)
+    args = fdset_log_and_viewer(fd, port1, ",replay-size=4k", telnet=False)
     lines1, lines2 = 80000, 3000
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
@@ -104,7 +104,7 @@ def test_a_stalled_line_mode_viewer_sees_whole_lines_and_the_notice(guest):
     port = q.free_port()
     fd = qemu_end.fileno()
     args = fdset_log_and_viewer(
-        fd, port, ",muxB-overflow=drop,muxB-drop=lines,muxB-drop-notice=on,queue=4k",
+        fd, port, ",muxB-overflow=drop,muxB-drop=lines,muxB-drop-notice=on,queue-size=4k",
         telnet=False)
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()

@@ -186,7 +186,7 @@ class Flapper(threading.Thread):
 def test_viewer_reconnecting_100_times_mid_stream_keeps_the_log_exact(guest):
     log_end, qemu_end = socket.socketpair()
     port = q.free_port()
-    args = console_args(qemu_end.fileno(), port, "muxB-overflow=drop,replay=4k")
+    args = console_args(qemu_end.fileno(), port, "muxB-overflow=drop,replay-size=4k")
     start = time.monotonic()
     with log_end, q.Qemu(args, guest=guest, pass_fds=[qemu_end.fileno()]) as vm:
         qemu_end.close()
@@ -452,7 +452,7 @@ def test_memory_stays_bounded_while_streaming_with_a_reconnecting_viewer(guest, 
     request.addfinalizer(lambda: shutil.rmtree(sock_dir, ignore_errors=True))
     unix_path = os.path.join(sock_dir, "viewer.sock")
     args = console_args(qemu_end.fileno(), port,
-                        "muxB-overflow=drop,muxC=unixv,muxC-overflow=drop,replay=4k,queue=16k",
+                        "muxB-overflow=drop,muxC=unixv,muxC-overflow=drop,replay-size=4k,queue-size=16k",
                         extra=["-chardev", "socket,id=unixv,path=%s,server=on,wait=off"
                                % unix_path])
     with log_end, q.Qemu(args, guest=guest, pass_fds=[qemu_end.fileno()]) as vm:

@@ -106,7 +106,7 @@ def tcp_spec(port):
 def test_linux_boot_log_reaches_the_fdset_pipe_log_and_a_late_viewers_replay(gdir):
     port = q.free_port()
     with Console(gdir, tcp_spec(port),
-                 ",muxB-overflow=drop,queue=262144,replay=262144") as c:
+                 ",muxB-overflow=drop,queue-size=262144,replay-size=262144") as c:
         c.wait_shell()
         log = c.log.data()
         assert log.startswith(b"[    0.000000] Linux version 6.1.0-50-cloud-amd64 "), log[:200]
@@ -176,7 +176,7 @@ def test_hvc0_through_a_multiplex_line_and_4k_writes(gdir, tmp_path):
     and 4 KiB at a time (dd bs=4096 with output processing off); the log and
     the reading viewer get exactly it, and the viewer types into hvc0's shell."""
     port = q.free_port()
-    with Console(gdir, tcp_spec(port), ",muxB-overflow=drop,queue=262144,replay=262144",
+    with Console(gdir, tcp_spec(port), ",muxB-overflow=drop,queue-size=262144,replay-size=262144",
                  hvc=True, tmp=tmp_path) as c:
         c.wait_shell()
         with q.connect_tcp(port) as v:
@@ -242,7 +242,7 @@ def pty_send(fd):
 
 
 def test_pty_console_next_to_a_log(gdir):
-    with Console(gdir, "pty", ",muxB-overflow=drop,replay=65536") as c:
+    with Console(gdir, "pty", ",muxB-overflow=drop,replay-size=65536") as c:
         c.wait_shell()
         fd = open_pty(c.vm, "con0view")
         view = linux.Collector(fd)

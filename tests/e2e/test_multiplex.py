@@ -131,7 +131,7 @@ def test_replay_shows_a_late_viewer_recent_output(guest, replay):
     log_end, qemu_end = socket.socketpair()
     port = q.free_port()
     fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port, ",replay=%d" % replay, telnet=False)
+    args = fdset_log_and_viewer(fd, port, ",replay-size=%d" % replay, telnet=False)
     with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
         qemu_end.close()
         assert q.Reader(log_end).read_exact(len(q.BANNER), timeout=30) == q.BANNER
