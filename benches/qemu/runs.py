@@ -151,20 +151,25 @@ def compare(got, want):
 
 # ---- throughput ----------------------------------------------------------
 
-def throughput(rig_name, lines, guest, tmp, timeout=180):
+def throughput(rig_name, lines, guest, tmp, timeout=180, period=0.0, tick=None):
     """Stream `lines` lines with every viewer reading; time and CPU from the
     command to the last byte in the log (or, for a log that is expensive to
-    poll, over a window inside the stream)."""
+    poll, over a window inside the stream). With `tick`, tick(session) runs
+    every `period` seconds while the guest streams."""
     with Session(rig_name, guest, tmp) as s:
         s.wait_banner()
         viewers = s.reading_viewers()
         want = q.BANNER + q.expected_reply(lines)
         cpu0, t0 = s.cpu(), time.monotonic()
         s.start_stream(lines, viewers)
+        ticks = 0
         if s.log.windowed:
             nbytes, seconds, cpu = _window(s, len(want), timeout)
         else:
-            t1 = s.wait_log(len(want), timeout)
+            if tick:
+                t1, ticks = _wait_log_ticking(s, len(want), timeout, period, tick)
+            else:
+                t1 = s.wait_log(len(want), timeout)
             cpu1 = s.cpu()
             nbytes, seconds = len(q.expected_reply(lines)), t1 - t0
             cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
@@ -178,60 +183,46 @@ def throughput(rig_name, lines, guest, tmp, timeout=180):
             "user_s_per_mib": cpu[0] / mib,
             "sys_s_per_mib": cpu[1] / mib,
             "exact": all(v == "exact" for v in verdicts),
+            "ticks": ticks,
             "binary": s.binary,
         }
+
+
+def _wait_log_ticking(s, size, timeout, period, tick):
+    """wait_log(), calling tick(s) every `period` seconds; (time, ticks)."""
+    t0 = time.monotonic()
+    next_tick, ticks = t0 + period, 0
+    while s.log.size() < size:
+        now = time.monotonic()
+        if now > t0 + timeout:
+            raise TimeoutError("%d of %d bytes after %.0f s" % (s.log.size(), size, timeout))
+        if now >= next_tick:
+            tick(s)
+            ticks += 1
+            next_tick += period
+        time.sleep(min(s.log.poll, max(0.0, next_tick - time.monotonic())))
+    return time.monotonic(), ticks
 
 
 def churn(rig_name, lines, guest, tmp, period=0.1, timeout=180):
-    """Like throughput(), with a viewer attached and detached over QMP every
-    `period` seconds while the guest streams (period 0: no churn, the
-    control). Each tick detaches and removes the previous extra viewer (a
-    ringbuf chardev) and adds and attaches a new one. Also checks that the log
-    and the reading viewer stay byte-exact."""
-    with Session(rig_name, guest, tmp) as s:
-        s.wait_banner()
-        viewers = s.reading_viewers()
-        want = q.BANNER + q.expected_reply(lines)
-        cpu0, t0 = s.cpu(), time.monotonic()
-        s.start_stream(lines, viewers)
-        ticks, attached, n = 0, None, 0
-        next_tick = t0 + period
-        deadline = t0 + timeout
-        while s.log.size() < len(want):
-            now = time.monotonic()
-            if now > deadline:
-                raise TimeoutError("%d of %d bytes after %.0f s" % (
-                    s.log.size(), len(want), timeout))
-            if period and now >= next_tick:
-                if attached:
-                    s.vm.cmd("x-chardev-multiplex-detach", id=s.rig.multiplex,
-                             chardev=attached)
-                    s.vm.cmd("chardev-remove", id=attached)
-                n += 1
-                attached = "churn%d" % n
-                s.vm.cmd("chardev-add", id=attached,
-                         backend={"type": "ringbuf", "data": {"size": 65536}})
-                s.vm.cmd("x-chardev-multiplex-attach", id=s.rig.multiplex, chardev=attached,
-                         overflow="drop")
-                ticks += 1
-                next_tick += period
-            time.sleep(min(s.log.poll, max(0.0, next_tick - time.monotonic())) if period
-                       else s.log.poll)
-        t1, cpu1 = time.monotonic(), s.cpu()
-        for sink in s.rig.sinks[1:]:
-            wait_size(sink, s.vm, len(want), 10)
-        verdicts = [compare(sink.data(s.vm), want)[0] for sink in s.rig.sinks]
-        nbytes = len(q.expected_reply(lines))
-        mib = nbytes / MIB
-        return {
-            "mib_s": mib / (t1 - t0),
-            "cpu_s_per_mib": (cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / mib,
-            "user_s_per_mib": (cpu1[0] - cpu0[0]) / mib,
-            "sys_s_per_mib": (cpu1[1] - cpu0[1]) / mib,
-            "ticks": ticks,
-            "exact": all(v == "exact" for v in verdicts),
-            "binary": s.binary,
-        }
+    """throughput() with a viewer attached and detached over QMP every `period`
+    seconds while the guest streams (period 0: no churn, the control). Each
+    tick detaches and removes the previous extra viewer (a ringbuf chardev)
+    and adds and attaches a new one; the log and the reading viewer must stay
+    byte-exact."""
+    attached = []
+
+    def tick(s):
+        if attached:
+            s.vm.cmd("x-chardev-multiplex-detach", id=s.rig.multiplex, chardev=attached[-1])
+            s.vm.cmd("chardev-remove", id=attached[-1])
+        attached.append("churn%d" % len(attached))
+        s.vm.cmd("chardev-add", id=attached[-1],
+                 backend={"type": "ringbuf", "data": {"size": 65536}})
+        s.vm.cmd("x-chardev-multiplex-attach", id=s.rig.multiplex, chardev=attached[-1],
+                 overflow="drop")
+
+    return throughput(rig_name, lines, guest, tmp, timeout, period, tick if period else None)
 
 
 def _window(s, total, timeout, every=0.1):
