@@ -271,11 +271,7 @@ impl Mux {
         if self.in_flight.is_some_and(|f| f.0 == sink) {
             self.in_flight = None;
         }
-        let s = &mut self.sinks[sink];
-        s.discard_queue();
-        let stats = s.stats;
-        s.vacate();
-        Ok(stats)
+        Ok(self.sinks[sink].vacate())
     }
 
     fn note_connected(&mut self) {

@@ -93,12 +93,16 @@ impl Sink {
         }
     }
 
-    /// Frees the slot; the queue's storage is kept for the next sink.
-    pub(crate) fn vacate(&mut self) {
+    /// Frees the slot, discarding (and counting) what is still queued, and
+    /// returns the sink's final statistics; the queue's storage is kept for
+    /// the next sink.
+    pub(crate) fn vacate(&mut self) -> SinkStats {
         self.discard_queue();
+        let last = self.stats;
         self.stats.state = SinkState::Closed;
         self.detaching = false;
         self.vacant = true;
+        last
     }
 
     /// Reuses a vacant slot for a new sink.
