@@ -7,25 +7,19 @@ with -add-fd) must stay byte-exact throughout.
 """
 
 import re
-import socket
 import time
 
 import qemu as q
-from test_multiplex import fdset_log_and_viewer, multiplex_stats
+from test_multiplex import booted_with_log_and_viewer, multiplex_stats
 
 NOTICE = re.compile(rb"\r\n\[multiplex: (\d+) bytes? dropped\]\r\n")
 
 
 def test_a_viewer_attaches_mid_stream_takes_the_input_and_the_first_is_removed(guest):
-    log_end, qemu_end = socket.socketpair()
-    port1, port2 = q.free_port(), q.free_port()
-    fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port1, ",replay-size=4k", telnet=False)
+    port2 = q.free_port()
     lines1, lines2 = 80000, 3000
-    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
-        qemu_end.close()
-        log = q.Reader(log_end)
-        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(guest, ",replay-size=4k",
+                                    telnet=False) as (vm, _, log, port1):
         with q.connect_tcp(port1) as v1:
             view1 = q.Reader(v1)
             got1 = view1.read_exact(len(q.BANNER), timeout=30)  # the replay
@@ -100,16 +94,9 @@ def read_to_eof(reader, timeout):
 
 
 def test_a_stalled_line_mode_viewer_sees_whole_lines_and_the_notice(guest):
-    log_end, qemu_end = socket.socketpair()
-    port = q.free_port()
-    fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(
-        fd, port, ",muxB-overflow=drop,muxB-drop=lines,muxB-drop-notice=on,queue-size=4k",
-        telnet=False)
-    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
-        qemu_end.close()
-        log = q.Reader(log_end)
-        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(
+            guest, ",muxB-overflow=drop,muxB-drop=lines,muxB-drop-notice=on,queue-size=4k",
+            telnet=False) as (vm, _, log, port):
         with q.connect_tcp(port, rcvbuf=4096) as viewer:
             viewer.sendall(b"L")
             want = q.expected_reply(q.LINES_L)

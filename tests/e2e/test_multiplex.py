@@ -4,9 +4,11 @@ Each test boots the guest and checks what a user would see, byte for byte:
 the log side (a socketpair or a pipe passed with -add-fd) and a TCP viewer.
 """
 
+import contextlib
 import os
 import socket
 import time
+from collections import namedtuple
 
 import pytest
 
@@ -29,6 +31,27 @@ def fdset_log_and_viewer(fd, port, mux_options="", telnet=True,
             *frontend]
 
 
+Booted = namedtuple("Booted", "vm log_end log port")
+
+
+@contextlib.contextmanager
+def booted_with_log_and_viewer(guest, mux_options="", **kwargs):
+    """QEMU with fdset_log_and_viewer()'s log and viewer, past the banner.
+
+    Yields the VM, the host's end of the log socketpair, a Reader on it that has read the
+    banner, and the viewer's TCP port. The keyword arguments go to fdset_log_and_viewer()."""
+    log_end, qemu_end = socket.socketpair()
+    port = q.free_port()
+    fd = qemu_end.fileno()
+    args = fdset_log_and_viewer(fd, port, mux_options, **kwargs)
+    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
+        qemu_end.close()
+        log = q.Reader(log_end)
+        # No viewer yet: the banner reaches the log anyway.
+        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+        yield Booted(vm, log_end, log, port)
+
+
 def multiplex_stats(vm, chardev="charserial0"):
     info = vm.cmd("x-query-chardev-multiplex", id=chardev)
     return {b["chardev"]: b for b in info["backends"]}
@@ -36,16 +59,8 @@ def multiplex_stats(vm, chardev="charserial0"):
 
 def test_original_command_line_logs_and_serves_a_viewer(guest):
     """The command line from the 2015 qemu-devel thread, as written there."""
-    log_end, qemu_end = socket.socketpair()
-    port = q.free_port()
-    fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port, frontend=(
-        "-device", "isa-serial,chardev=charserial0,id=serial0"))
-    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
-        qemu_end.close()
-        log = q.Reader(log_end)
-        # No viewer yet: the banner reaches the log anyway.
-        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(guest, frontend=(
+            "-device", "isa-serial,chardev=charserial0,id=serial0")) as (vm, log_end, log, port):
 
         # Typing into the log side goes nowhere: only the viewer is the input.
         log_end.sendall(b"ignored")
@@ -98,14 +113,7 @@ def test_file_chardev_on_an_fdset_pipe_without_append(guest):
 
 def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
     """A viewer that asks for a 3.4 MB stream and then never reads."""
-    log_end, qemu_end = socket.socketpair()
-    port = q.free_port()
-    fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port, ",muxB-overflow=drop")
-    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
-        qemu_end.close()
-        log = q.Reader(log_end)
-        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(guest, ",muxB-overflow=drop") as (vm, _, log, port):
         with q.connect_tcp(port, rcvbuf=4096) as viewer:
             viewer.sendall(b"L")
             want = q.expected_reply(q.LINES_L)
@@ -128,13 +136,8 @@ def test_stalled_viewer_with_drop_never_stalls_the_log(guest):
 
 @pytest.mark.parametrize("replay", [0, 4096])
 def test_replay_shows_a_late_viewer_recent_output(guest, replay):
-    log_end, qemu_end = socket.socketpair()
-    port = q.free_port()
-    fd = qemu_end.fileno()
-    args = fdset_log_and_viewer(fd, port, ",replay-size=%d" % replay, telnet=False)
-    with log_end, q.Qemu(args, guest=guest, pass_fds=[fd]) as vm:
-        qemu_end.close()
-        assert q.Reader(log_end).read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(guest, ",replay-size=%d" % replay,
+                                    telnet=False) as (vm, _, _, port):
         with q.connect_tcp(port) as viewer:
             view = q.Reader(viewer)
             viewer.sendall(b"x")
@@ -148,15 +151,8 @@ def test_replay_shows_a_late_viewer_recent_output(guest, replay):
 @pytest.mark.parametrize("coalesce", [None, 0, 100000], ids=["default", "off", "max"])
 def test_every_coalescing_window_delivers_streams_and_echoes_exactly(guest, coalesce):
     """coalesce-us: unset (1 ms), 0 (every byte at once) and 100 ms (the most)."""
-    log_end, qemu_end = socket.socketpair()
-    port = q.free_port()
-    fd = qemu_end.fileno()
     opts = "" if coalesce is None else ",coalesce-us=%d" % coalesce
-    with log_end, q.Qemu(fdset_log_and_viewer(fd, port, opts), guest=guest,
-                         pass_fds=[fd]) as vm:
-        qemu_end.close()
-        log = q.Reader(log_end)
-        assert log.read_exact(len(q.BANNER), timeout=30) == q.BANNER
+    with booted_with_log_and_viewer(guest, opts) as (vm, _, log, port):
         with q.connect_tcp(port) as viewer:
             view = q.Reader(viewer)
             typed = b"echo"
