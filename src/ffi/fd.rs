@@ -3,8 +3,6 @@
 use core::ffi::{c_char, c_int};
 use std::os::fd::IntoRawFd;
 
-use nix::fcntl::OFlag;
-
 use super::boundary::guard_or;
 use crate::fdset;
 
@@ -21,13 +19,11 @@ use crate::fdset;
 /// file description that `fd` and the new fd share, so `fd` sees them too.
 #[no_mangle]
 pub extern "C" fn cmx_fd_dup_flags(fd: c_int, flags: c_int) -> c_int {
-    guard_or(-1, || {
-        match fdset::dup_flags(fd, OFlag::from_bits_retain(flags)) {
-            Ok(new) => new.into_raw_fd(),
-            Err(errno) => {
-                errno.set();
-                -1
-            }
+    guard_or(-1, || match fdset::dup_flags(fd, flags) {
+        Ok(new) => new.into_raw_fd(),
+        Err(e) => {
+            set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+            -1
         }
     })
 }
@@ -42,7 +38,7 @@ pub extern "C" fn cmx_fd_dup_flags(fd: c_int, flags: c_int) -> c_int {
 /// `buf` is NULL (with `len` 0) or valid for writing `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn cmx_fd_describe(fd: c_int, buf: *mut c_char, len: usize) -> usize {
-    let saved = nix::errno::Errno::last_raw();
+    let saved = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
     let text = guard_or(String::from("fd: description failed"), || {
         fdset::describe(fd)
     });
@@ -55,6 +51,13 @@ pub unsafe extern "C" fn cmx_fd_describe(fd: c_int, buf: *mut c_char, len: usize
             *buf.add(n) = 0;
         }
     }
-    nix::errno::Errno::set_raw(saved);
+    set_errno(saved);
     text.len()
+}
+
+/// Sets the calling thread's `errno`.
+fn set_errno(errno: c_int) {
+    // SAFETY: __errno_location() returns a valid pointer to the calling
+    // thread's errno for the life of the thread.
+    unsafe { *libc::__errno_location() = errno };
 }
