@@ -607,6 +607,13 @@ fn version_is_the_crate_version() {
     // SAFETY: a static NUL-terminated string.
     let v = unsafe { CStr::from_ptr(cmx_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    let meson =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/meson.build")).unwrap();
+    let want = format!("version: '{}',", env!("CARGO_PKG_VERSION"));
+    assert!(
+        meson.contains(&want),
+        "meson.build's project() lacks {want}"
+    );
 }
 
 #[test]

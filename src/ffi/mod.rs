@@ -39,14 +39,10 @@ pub use result::*;
 pub use transmit::*;
 pub use write::*;
 
-/// The library's version, a static NUL-terminated string such as "0.2.0".
+/// The library's version, a static NUL-terminated string such as "0.4.0".
+/// Written out (not `env!("CARGO_PKG_VERSION")`), because meson builds the
+/// crate without cargo; a test checks it against Cargo.toml and meson.build.
 #[no_mangle]
 pub extern "C" fn cmx_version() -> *const core::ffi::c_char {
-    const VERSION: &core::ffi::CStr = match core::ffi::CStr::from_bytes_with_nul(
-        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
-    ) {
-        Ok(v) => v,
-        Err(_) => panic!("version contains a NUL"),
-    };
-    VERSION.as_ptr()
+    c"0.3.0".as_ptr()
 }
