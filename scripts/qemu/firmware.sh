@@ -11,7 +11,7 @@
 set -euo pipefail
 
 PKG=qemu-system-data
-VERSION=1:10.0.2+ds-2+deb13u1~bpo12+1   # the version of scripts/qemu/fetch.sh
+VERSION=1:10.0.2+ds-2+deb13u1~bpo12+1
 SHA256=2d831088187087013b3fcbd19bdfb955b182a2d5a08f6dafa0ad1c6d2007fb4e
 BLOBS=(linuxboot_dma.bin kvmvapic.bin)
 
@@ -25,9 +25,18 @@ if [ $ok = 1 ]; then echo "$dest"; exit 0; fi
 mkdir -p "$cache"
 tmp=$(mktemp -d "$cache/fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && apt-get download -q "$PKG=$VERSION" >&2) \
-    || die "cannot fetch $PKG version $VERSION (expected sha256 $SHA256) with apt-get download" \
-           "(is bookworm-backports configured and apt-get update done? run scripts/install-deps.sh)"
+apt_dir=$cache/apt-bookworm-backports-binary
+mkdir -p "$apt_dir/lists/partial"
+echo "deb http://deb.debian.org/debian bookworm-backports main" >"$apt_dir/sources.list"
+apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
+          -o "Dir::State::Lists=$apt_dir/lists" -o "APT::Sandbox::User=root"
+          -o "Acquire::Languages=none" -q)
+if [ -z "$(find "$apt_dir/lists" -name '*Packages*' -mmin -1440 2>/dev/null)" ]; then
+    apt-get "${apt_opts[@]}" update >"$apt_dir/update.log" 2>&1 \
+        || { cat "$apt_dir/update.log" >&2; die "apt-get update for bookworm-backports failed"; }
+fi
+(cd "$tmp" && apt-get "${apt_opts[@]}" download "$PKG=$VERSION" >"$tmp/apt.log" 2>&1) \
+    || { cat "$tmp/apt.log" >&2; die "cannot fetch $PKG version $VERSION (expected sha256 $SHA256)"; }
 deb=$(ls "$tmp"/*.deb 2>/dev/null | head -n 1)
 [ -n "$deb" ] || die "apt-get download produced no .deb for $PKG version $VERSION"
 got=$(sha256sum "$deb" | cut -d' ' -f1)
