@@ -93,6 +93,13 @@ cmd_export() {
     local n
     n=$(g rev-list --count "pristine-$base..multiplex")
     [ "$n" -gt 0 ] || die "branch multiplex has no commits on pristine-$base"
+    # Commit the branch again the way import does (committer = author, committer date =
+    # author date), so that the commit ids in the range-diff do not depend on when the
+    # patches were edited, and export right after import gives the same files.
+    g checkout -q multiplex
+    GIT_COMMITTER_NAME=$ident_name GIT_COMMITTER_EMAIL=$ident_email \
+        g rebase -q --force-rebase --committer-date-is-author-date "pristine-$base" \
+        || die "normalizing the branch failed (git rebase); it is left as it was"
     local out
     out=$(mktemp -d)
     # The cover letter's text comes from the branch description; its date and sender are those
