@@ -93,6 +93,7 @@ if [ ! -f "$src/.cmx-ready" ]; then
     rm -rf "$src"
     log "preparing $src (pristine QEMU 10.2.2 + qemu-patches/)"
     "$here/pristine.sh" 10.2.2 "$src" >/dev/null
+    git -C "$src" checkout -q -b series pristine-10.2.2
     gitc=(git -C "$src" -c user.name="chardev-multiplex developers"
           -c user.email=dev@chardev-multiplex.invalid -c commit.gpgsign=false)
     while read -r p; do
