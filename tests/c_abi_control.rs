@@ -273,3 +273,41 @@ fn attach_and_detach_refuse_what_they_cannot_do() {
     rig.drain();
     assert_bytes_eq("log", rig.received(0), &data);
 }
+
+/// A released index is no sink: every call that names it is refused with
+/// `CMX_RESULT_INVALID_SINK`, `cmx_mux_transmitted()` included (issue 17,
+/// item 3: it used to say OK while `cmx_mux_sink_writable()` refused).
+#[test]
+fn every_call_refuses_a_released_index() {
+    let cfg = Cfg::new(&[block(), drop_sink()]);
+    let mut rig = Rig::new(&cfg);
+    rig.pump_all(b"hello\n");
+    rig.mux.release(1).unwrap();
+    let m = &rig.mux;
+    let (mut size, mut st) = (7usize, cmx_sink_stats::default());
+    // SAFETY: live mux, valid out pointers (whole block).
+    let results = unsafe {
+        [
+            ("transmitted 0", cmx_mux_transmitted(m.raw, 1, 0)),
+            ("transmitted n", cmx_mux_transmitted(m.raw, 1, 3)),
+            (
+                "transmitted -EPIPE",
+                cmx_mux_transmitted(m.raw, 1, -(libc::EPIPE as isize)),
+            ),
+            ("sink_writable", cmx_mux_sink_writable(m.raw, 1)),
+            (
+                "sink_event",
+                cmx_mux_sink_event(m.raw, 1, cmx_sink_event::Opened.into()),
+            ),
+            ("sink_stats", cmx_mux_sink_stats(m.raw, 1, &mut st)),
+            ("input_room", cmx_mux_input_room(m.raw, 1, 5, &mut size)),
+            ("input", cmx_mux_input(m.raw, 1, 3, 5, &mut size)),
+            ("set_input", cmx_mux_set_input(m.raw, 1)),
+            ("detach", cmx_mux_detach(m.raw, 1, &mut size)),
+        ]
+    };
+    for (what, r) in results {
+        assert_eq!(r, cmx_result::InvalidSink, "{what} on a released index");
+    }
+    assert_eq!(rig.mux.release(1).err(), Some(cmx_result::InvalidSink));
+}

@@ -146,11 +146,9 @@ impl Caller {
 
     /// `cmx_mux_transmitted()`, and the result the contract names for it.
     fn transmitted(&mut self, sink: usize, result: isize) {
-        let expect = if sink >= self.n {
+        let expect = if sink >= self.n || self.try_stats(sink).is_none() {
+            // No such sink, or a released one.
             cmx_result::InvalidSink
-        } else if self.try_stats(sink).is_none() {
-            // A released slot ignores the report.
-            cmx_result::Ok
         } else if self.in_flight.is_some_and(|f| f.0 == sink) || !self.is_open(sink) {
             cmx_result::Ok
         } else {

@@ -445,11 +445,12 @@ impl Mux {
 
     /// What became of the bytes [`Mux::poll_transmit`] handed out for `sink`.
     /// A sink that closed meanwhile (its write failed and it disconnected)
-    /// ignores the report.
+    /// ignores the report; a released index is refused, as by every call.
     pub fn transmitted(&mut self, sink: usize, outcome: WriteOutcome) -> Result<(), TransmitError> {
         let s = self
             .sinks
             .get_mut(sink)
+            .filter(|s| !s.vacant)
             .ok_or(TransmitError::NoSuchSink(sink))?;
         let Some(InFlight(_, len, notice)) = self.in_flight.filter(|f| f.0 == sink) else {
             return if s.is_open() {
