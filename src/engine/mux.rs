@@ -607,6 +607,13 @@ impl Mux {
         self.events.pop_front()
     }
 
+    /// Bytes searched for newlines for `sink` so far (lines mode), for
+    /// the tests that bound the cost of whole-line drops.
+    #[cfg(any(test, feature = "model"))]
+    pub fn scanned_bytes(&self, sink: usize) -> Result<u64, NoSuchSink> {
+        Ok(self.sink(sink)?.scanned())
+    }
+
     /// A snapshot of sink `sink`'s statistics.
     pub fn stats(&self, sink: usize) -> Result<SinkStats, NoSuchSink> {
         Ok(self.sink(sink)?.stats)

@@ -73,6 +73,8 @@ pub(crate) struct Sink {
     pub(crate) detaching: bool,
     /// The slot is free (released): no such sink for the caller.
     pub(crate) vacant: bool,
+    /// Bytes of frontend output searched for newlines (lines mode).
+    data_scanned: u64,
 }
 
 impl Sink {
@@ -90,6 +92,7 @@ impl Sink {
             skipping: false,
             detaching: false,
             vacant: false,
+            data_scanned: 0,
         }
     }
 
@@ -107,9 +110,8 @@ impl Sink {
 
     /// Reuses a vacant slot for a new sink.
     pub(crate) fn reuse(&mut self, config: &SinkConfig) {
-        let mut queue = core::mem::replace(&mut self.queue, ByteQueue::empty());
-        queue.clear();
-        *self = Sink::new(config, queue);
+        let queue = core::mem::replace(&mut self.queue, ByteQueue::empty());
+        *self = Sink::new(config, queue.recycle());
     }
 
     pub(crate) fn state(&self) -> SinkState {
@@ -198,7 +200,9 @@ impl Sink {
         let before = self.queue.len() + data.len();
         let mut data = data;
         if self.skipping {
-            match memchr::memchr(b'\n', data) {
+            let found = memchr::memchr(b'\n', data);
+            self.data_scanned += found.map_or(data.len(), |p| p + 1) as u64;
+            match found {
                 None => return data.len(),
                 Some(p) => {
                     data = &data[p + 1..];
@@ -221,23 +225,33 @@ impl Sink {
         let q = self.queue.len();
         let total = q + data.len();
         let cap = self.queue.capacity();
-        let find_nl = |queue: &ByteQueue, from: usize| -> Option<usize> {
+        let mut data_scanned = 0u64;
+        let mut find_nl = |queue: &mut ByteQueue, from: usize| -> Option<usize> {
             if from < q {
-                if let Some(p) = queue.find(b'\n', from) {
-                    return Some(p);
+                let found = if from == 0 {
+                    queue.first_newline()
+                } else {
+                    queue.find_newline(from)
+                };
+                if found.is_some() {
+                    return found;
                 }
             }
             let skip = from.max(q) - q;
-            memchr::memchr(b'\n', data.get(skip..)?).map(|p| q + skip + p)
+            let rest = data.get(skip..)?;
+            let found = memchr::memchr(b'\n', rest);
+            data_scanned += found.map_or(rest.len(), |p| p + 1) as u64;
+            found.map(|p| q + skip + p)
         };
         // The rest of the line the sink has started stays.
         let keep = if self.mid_line {
-            find_nl(&self.queue, 0).map_or(usize::MAX, |p| p + 1)
+            find_nl(&mut self.queue, 0).map_or(usize::MAX, |p| p + 1)
         } else {
             0
         };
         if keep > cap {
             // One line longer than the queue: fall back to bytes.
+            self.data_scanned += data_scanned;
             self.queue.push_overwrite(data);
             return;
         }
@@ -245,13 +259,14 @@ impl Sink {
         // Remove stream[keep..end]: whole lines, at least `need` bytes. With
         // no line end in reach the last line is cut: it all goes, and so does
         // the rest of it that is still to come.
-        let end = match find_nl(&self.queue, keep + need - 1) {
+        let end = match find_nl(&mut self.queue, keep + need - 1) {
             Some(p) => p + 1,
             None => {
                 self.skipping = true;
                 total
             }
         };
+        self.data_scanned += data_scanned;
         if end <= q {
             self.queue.remove_range(keep, end);
             self.queue.push(data);
@@ -356,6 +371,13 @@ impl Sink {
         self.episode_dropped = 0;
         self.mid_line = false;
         self.skipping = false;
+    }
+
+    /// Bytes searched for newlines so far, in the queue and in output
+    /// arriving (lines mode): the work whole-line drops cost.
+    #[cfg(any(test, feature = "model"))]
+    pub(crate) fn scanned(&self) -> u64 {
+        self.queue.scanned() + self.data_scanned
     }
 
     fn note_queue_len(&mut self) {

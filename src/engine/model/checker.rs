@@ -518,6 +518,18 @@ impl Model {
                     "sink {i}: unasked notice"
                 );
             }
+            // Whole-line drops search each byte a bounded number of times
+            // (issue 17, item 1); nothing else searches at all.
+            let scanned = self.mux.scanned_bytes(i).unwrap();
+            if cfg.overflow == Overflow::Drop && cfg.drop_unit == DropUnit::Lines {
+                assert!(
+                    scanned <= 5 * st.offered,
+                    "sink {i}: {scanned} bytes searched for {} offered",
+                    st.offered
+                );
+            } else {
+                assert_eq!(scanned, 0, "sink {i} searched for newlines");
+            }
             connected |= st.state != SinkState::Closed && !self.mux.is_detaching(i);
             if st.state == SinkState::Closed {
                 assert!(self.io.received[i].is_empty() && st.queued == 0);

@@ -1,6 +1,7 @@
 //! Engine tests: scripted scenarios and a property test against the model.
 
 mod coalescing;
+mod lines;
 mod proptest;
 mod scenarios;
 
