@@ -307,11 +307,16 @@ enum cmx_sink_state
      */
     CMX_SINK_STATE_FAILED = 2,
     /**
-     * Open and being detached (`cmx_mux_detach()`): gets no new output;
-     * its queue drains until `cmx_mux_release()`. (One that closes or
-     * fails meanwhile says so instead.)
+     * Being detached (`cmx_mux_detach()`) while connected: gets no new
+     * output; its queue is still written out.
      */
     CMX_SINK_STATE_DETACHING = 3,
+    /**
+     * Detached: its queue was written out (or discarded: a `drop`
+     * sink's, or one that closed or failed meanwhile); waits for
+     * `cmx_mux_release()`.
+     */
+    CMX_SINK_STATE_DETACHED = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

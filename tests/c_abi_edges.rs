@@ -292,7 +292,8 @@ fn a_report_for_a_sink_that_closed_after_its_bytes_were_handed_out_is_ignored() 
     let r = unsafe { cmx_mux_sink_event(m.raw, 0, cmx_sink_event::Closed.into()) };
     assert_eq!(r, cmx_result::Ok);
     assert_eq!(transmitted(&m, 0, -(libc::EPIPE as isize)), cmx_result::Ok);
-    assert_eq!(transmitted(&m, 0, 3), cmx_result::Ok);
+    // Those bytes are reported now: a second report is refused.
+    assert_eq!(transmitted(&m, 0, 3), cmx_result::NotOffered);
     let st = m.stats(0);
     assert_eq!(
         (
@@ -594,6 +595,7 @@ fn enum_values_are_stable_and_convert_both_ways() {
             (S::Closed, 1),
             (S::Failed, 2),
             (S::Detaching, 3),
+            (S::Detached, 4),
         ],
     );
     use cmx_overflow as O;

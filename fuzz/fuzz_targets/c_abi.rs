@@ -59,11 +59,12 @@ struct Caller {
     n: usize,
     /// Which slots asked for drop notices.
     notices: [bool; CMX_MAX_SINKS],
-    /// Which slots are being detached (detached, not yet released).
-    detaching: [bool; CMX_MAX_SINKS],
     /// The bytes out with the caller: (sink, len) from the last
     /// `cmx_mux_poll_transmit()` not yet reported or withdrawn.
     in_flight: Option<(usize, usize)>,
+    /// The sink whose bytes out were withdrawn (it closed or was detached,
+    /// or dropped them): its next report is accepted and ignored.
+    withdrawn: Option<usize>,
     /// WOULD_BLOCK results and WRITABLE events so far: each WRITABLE ends a
     /// spell of WOULD_BLOCKs, so there are never more of them.
     would_blocks: u64,
@@ -101,8 +102,20 @@ impl Caller {
         st.state == cmx_sink_state::Open as u32 || st.state == cmx_sink_state::Detaching as u32
     }
 
-    fn is_open(&self, sink: usize) -> bool {
-        self.try_stats(sink).is_some_and(|st| Self::drains(&st))
+    /// Attached: open, closed or failed (not being detached, nor detached).
+    fn attached(&self, sink: usize) -> bool {
+        self.try_stats(sink).is_some_and(|st| {
+            st.state != cmx_sink_state::Detaching as u32
+                && st.state != cmx_sink_state::Detached as u32
+        })
+    }
+
+    /// The bytes out for `sink`, if any, are withdrawn.
+    fn withdraw(&mut self, sink: usize) {
+        if self.in_flight.is_some_and(|f| f.0 == sink) {
+            self.in_flight = None;
+            self.withdrawn = Some(sink);
+        }
     }
 
     fn may_queue_events(&mut self) {
@@ -141,15 +154,18 @@ impl Caller {
             assert_eq!(sink, t.sink, "another sink handed out before the report");
         }
         self.in_flight = Some((t.sink, t.len));
+        // A withdrawn transmit that was not reported is forgotten.
+        self.withdrawn = None;
         t
     }
 
     /// `cmx_mux_transmitted()`, and the result the contract names for it.
     fn transmitted(&mut self, sink: usize, result: isize) {
+        let withdrawn = self.withdrawn == Some(sink);
         let expect = if sink >= self.n || self.try_stats(sink).is_none() {
             // No such sink, or a released one.
             cmx_result::InvalidSink
-        } else if self.in_flight.is_some_and(|f| f.0 == sink) || !self.is_open(sink) {
+        } else if self.in_flight.is_some_and(|f| f.0 == sink) || withdrawn {
             cmx_result::Ok
         } else {
             cmx_result::NotOffered
@@ -163,12 +179,22 @@ impl Caller {
             self.in_flight
         );
         self.may_queue_events();
+        if withdrawn && expect == cmx_result::Ok {
+            // Accepted and ignored.
+            self.withdrawn = None;
+            assert_eq!(before, self.try_stats(sink), "a withdrawn report counted");
+            return;
+        }
         let Some((_, len)) = self.in_flight.filter(|f| f.0 == sink) else {
             return;
         };
         self.in_flight = None;
         let (before, after) = (before.unwrap(), self.stats(sink));
-        let failed = after.state == cmx_sink_state::Failed as u32;
+        // Failed, or (being detached) detached by the failure.
+        let failed = after.state == cmx_sink_state::Failed as u32
+            || (before.state == cmx_sink_state::Detaching as u32
+                && after.state == cmx_sink_state::Detached as u32
+                && after.write_errors > before.write_errors);
         let errno = match result {
             n if n > len as isize => libc::EINVAL,
             n if n >= 0 => 0,
@@ -230,7 +256,7 @@ impl Caller {
         // A `drop` sink that discarded its front withdrew the bytes out with the caller.
         if let Some((sink, _)) = self.in_flight {
             if self.stats(sink).dropped != dropped[sink] {
-                self.in_flight = None;
+                self.withdraw(sink);
             }
         }
         self.may_queue_events();
@@ -345,7 +371,6 @@ impl Caller {
         assert_eq!((r, sink), (cmx_result::Ok, slot));
         self.n = self.n.max(sink + 1);
         self.notices[sink] = config.drop_notice;
-        self.detaching[sink] = false;
         let st = self.stats(sink);
         assert_eq!((st.delivered, st.dropped, st.write_errors), (0, 0, 0));
         r
@@ -354,9 +379,8 @@ impl Caller {
     /// `cmx_mux_detach()` or `cmx_mux_release()` of `sink`.
     fn detach(&mut self, sink: usize, release: bool) -> cmx_result {
         let before = self.try_stats(sink);
-        let receivers = (0..self.n)
-            .filter(|&i| self.try_stats(i).is_some() && !self.detaching[i])
-            .count();
+        let was_attached = self.attached(sink);
+        let receivers = (0..self.n).filter(|&i| self.attached(i)).count();
         let mut backlog = usize::MAX;
         let mut last = cmx_sink_stats::default();
         // SAFETY: `mux` is live; the out pointers are valid.
@@ -372,27 +396,33 @@ impl Caller {
             assert_eq!(r, cmx_result::InvalidSink);
             return r;
         };
-        if receivers == 1 && !self.detaching[sink] {
+        if receivers == 1 && was_attached {
             assert_eq!(r, cmx_result::LastSink);
             return r;
         }
         assert_eq!(r, cmx_result::Ok);
-        self.detaching[sink] = !release;
         if release {
             assert!(self.try_stats(sink).is_none());
             assert_eq!(last.offered, last.delivered + last.queued + last.dropped);
+            assert_eq!(last.queued, 0);
             self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+            self.withdrawn = self.withdrawn.filter(|&w| w != sink);
         } else {
             let st = self.stats(sink);
-            // Detaching while open; closed or failed ones say so.
+            // Only a connected `block` sink with a backlog goes on writing it.
+            let detaching = st.state == cmx_sink_state::Detaching as u32;
             assert!(
-                st.state == cmx_sink_state::Detaching as u32 || !Self::drains(&before),
+                detaching || st.state == cmx_sink_state::Detached as u32,
                 "{st:?}"
             );
             assert_eq!(backlog as u64, st.queued);
-            if st.overflow == cmx_overflow::Drop as u32 {
+            if detaching {
+                assert!(st.overflow == cmx_overflow::Block as u32 && st.queued > 0);
+                // It was open (or already being detached).
+                assert!(Self::drains(&before), "{before:?}");
+            } else {
                 assert_eq!(st.queued, 0);
-                self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+                self.withdraw(sink);
             }
         }
         r
@@ -548,7 +578,7 @@ fuzz_target!(|data: &[u8]| {
     let mut c = Caller {
         mux,
         n: n_sinks,
-        detaching: [false; CMX_MAX_SINKS],
+        withdrawn: None,
         notices: core::array::from_fn(|i| sinks.get(i).is_some_and(|s| s.drop_notice)),
         in_flight: None,
         would_blocks: 0,
@@ -585,9 +615,10 @@ fuzz_target!(|data: &[u8]| {
             23 if len == 0 => unsafe { cmx_mux_clear_input(mux) },
             23 => {
                 let r = unsafe { cmx_mux_set_input(mux, sink) };
-                let want = match c.try_stats(sink) {
-                    Some(_) if !c.detaching[sink] => cmx_result::Ok,
-                    _ => cmx_result::InvalidSink,
+                let want = if c.attached(sink) {
+                    cmx_result::Ok
+                } else {
+                    cmx_result::InvalidSink
                 };
                 assert_eq!(r, want);
                 r
@@ -601,9 +632,9 @@ fuzz_target!(|data: &[u8]| {
             }
             4 => {
                 let event = tag as u32 / 24 % 4;
-                if sink < c.n && event < cmx_sink_event::Break as u32 {
-                    // Opening or closing a sink withdraws its bytes out with the caller.
-                    c.in_flight = c.in_flight.filter(|f| f.0 != sink);
+                if event == cmx_sink_event::Closed as u32 && sink < c.n {
+                    // Closing a sink withdraws its bytes out with the caller.
+                    c.withdraw(sink);
                 }
                 c.may_queue_events();
                 unsafe { cmx_mux_sink_event(mux, sink, event) }

@@ -140,14 +140,20 @@ pub unsafe extern "C" fn cmx_mux_release(
 ) -> cmx_result {
     // SAFETY: `mux` is NULL or live per the contract.
     unsafe {
-        with_mux(mux, |m| match m.release(sink) {
-            Ok(st) => {
-                if !last.is_null() {
-                    put(last, stats_to_c(&st, false));
+        with_mux(mux, |m| {
+            let overflow = m.overflow(sink);
+            match m.release(sink) {
+                Ok(st) => {
+                    if !last.is_null() {
+                        put(
+                            last,
+                            stats_to_c(&st, crate::engine::SinkState::Detached, overflow.unwrap()),
+                        );
+                    }
+                    cmx_result::Ok
                 }
-                cmx_result::Ok
+                Err(e) => detach_error(e),
             }
-            Err(e) => detach_error(e),
         })
     }
 }

@@ -113,9 +113,12 @@ u32_enum! {
         Closed = 1,
         /// A write failed with a hard error: receives nothing until it reopens.
         Failed = 2,
-        /// Open and being detached (`cmx_mux_detach()`): gets no new output;
-        /// its queue drains until `cmx_mux_release()`. (One that closes or
-        /// fails meanwhile says so instead.)
+        /// Being detached (`cmx_mux_detach()`) while connected: gets no new
+        /// output; its queue is still written out.
         Detaching = 3,
+        /// Detached: its queue was written out (or discarded: a `drop`
+        /// sink's, or one that closed or failed meanwhile); waits for
+        /// `cmx_mux_release()`.
+        Detached = 4,
     }
 }

@@ -76,7 +76,7 @@ pub struct cmx_mux_config {
 /// A sink's statistics; byte counts are totals since the multiplexer was
 /// created, and `offered == delivered + queued + dropped` always holds.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct cmx_sink_stats {
     /// A `cmx_sink_state` value.
     pub state: u32,
@@ -312,7 +312,10 @@ pub unsafe extern "C" fn cmx_mux_sink_stats(
     unsafe {
         with_mux_ref(mux, |m| match m.stats(sink) {
             Ok(st) => {
-                put(out, stats_to_c(&st, m.is_detaching(sink)));
+                put(
+                    out,
+                    stats_to_c(&st, m.sink_state(sink).unwrap(), m.overflow(sink).unwrap()),
+                );
                 cmx_result::Ok
             }
             Err(_) => cmx_result::InvalidSink,
@@ -350,16 +353,17 @@ pub unsafe extern "C" fn cmx_mux_frontend_open(
     }
 }
 
-pub(super) fn stats_to_c(st: &SinkStats, detaching: bool) -> cmx_sink_stats {
+pub(super) fn stats_to_c(st: &SinkStats, state: SinkState, overflow: Overflow) -> cmx_sink_stats {
     cmx_sink_stats {
-        state: match st.state {
-            SinkState::Open if detaching => cmx_sink_state::Detaching,
+        state: match state {
             SinkState::Open => cmx_sink_state::Open,
             SinkState::Closed => cmx_sink_state::Closed,
             SinkState::Failed => cmx_sink_state::Failed,
+            SinkState::Detaching => cmx_sink_state::Detaching,
+            SinkState::Detached => cmx_sink_state::Detached,
         }
         .into(),
-        overflow: match st.overflow {
+        overflow: match overflow {
             Overflow::Block => cmx_overflow::Block,
             Overflow::Drop => cmx_overflow::Drop,
         }

@@ -312,7 +312,7 @@ impl Rig {
             let done = (0..self.mux.n_sinks()).all(|i| {
                 match (self.mux.try_stats(i), &self.peers[i]) {
                     (Some(st), Some(p))
-                        if !p.paused && (st.state == OPEN || st.state == DETACHING) =>
+                        if !p.paused && [OPEN, DETACHING, DETACHED].contains(&st.state) =>
                     {
                         // Drop notices count as received too.
                         st.queued == 0

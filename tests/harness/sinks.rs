@@ -16,6 +16,7 @@ pub const OPEN: u32 = cmx_sink_state::Open as u32;
 pub const CLOSED: u32 = cmx_sink_state::Closed as u32;
 pub const FAILED: u32 = cmx_sink_state::Failed as u32;
 pub const DETACHING: u32 = cmx_sink_state::Detaching as u32;
+pub const DETACHED: u32 = cmx_sink_state::Detached as u32;
 
 pub fn sink(overflow: cmx_overflow, open: bool, input: bool) -> cmx_sink_config {
     cmx_sink_config {

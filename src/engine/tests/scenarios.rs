@@ -106,7 +106,7 @@ fn failed_sink_is_counted_and_stops_blocking() {
     m.sink_writable_p(&mut io, 1).unwrap();
     assert_eq!(io.frontend_writable, 1);
     let st = m.stats(1).unwrap();
-    assert_eq!(st.state, SinkState::Failed);
+    assert_eq!(m.sink_state(1), Ok(SinkState::Failed));
     assert_eq!((st.write_errors, st.last_errno, st.dropped), (1, 32, 4));
     assert!(!io.watching[1]);
     assert_eq!(m.write_p(&mut io, b"ef"), Ok(2));
