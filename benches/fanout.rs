@@ -452,6 +452,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
     }
     let sinks = vec![
         cmx_sink_config {
+            size: std::mem::size_of::<cmx_sink_config>(),
             overflow: cmx_overflow::Block as u32,
             open: true,
             input: false,
@@ -461,6 +462,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
         n
     ];
     let cfg = cmx_mux_config {
+        size: std::mem::size_of::<cmx_mux_config>(),
         sinks: sinks.as_ptr(),
         n_sinks: n,
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
@@ -551,6 +553,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
 /// queue of `queue` bytes (see the module doc), in `lines` or `bytes` mode.
 fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
     let sinks = [cmx_sink_config {
+        size: std::mem::size_of::<cmx_sink_config>(),
         overflow: cmx_overflow::Drop as u32,
         open: true,
         input: false,
@@ -562,6 +565,7 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
         drop_notice: false,
     }];
     let cfg = cmx_mux_config {
+        size: std::mem::size_of::<cmx_mux_config>(),
         sinks: sinks.as_ptr(),
         n_sinks: 1,
         queue_capacity: queue,

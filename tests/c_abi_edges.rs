@@ -73,6 +73,14 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
         data: b"x".as_ptr(),
         len: 7,
     };
+    let mut report = cmx_sink_report {
+        kind: 7,
+        ..cmx_sink_report::default()
+    };
+    let mut counters = cmx_mux_counters {
+        frontend_offered: 7,
+        ..cmx_mux_counters::default()
+    };
     let x = b"x".as_ptr();
     let closed = cmx_sink_event::Closed.into();
     // SAFETY: `p` is NULL or live per the contract; the rest are valid.
@@ -100,12 +108,22 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
                 cmx_mux_poll_timeout(p, &mut pending, &mut at),
             ),
             ("handle_timeout", cmx_mux_handle_timeout(p, 0)),
+            ("poll_sink_report", cmx_mux_poll_sink_report(p, &mut report)),
+            ("stats", cmx_mux_stats(p, &mut counters)),
+            ("set_input", cmx_mux_set_input(p, 0)),
+            ("clear_input", cmx_mux_clear_input(p)),
+            ("attach", cmx_mux_attach(p, &block(), &mut size)),
+            ("detach", cmx_mux_detach(p, 0, &mut size)),
+            ("release", cmx_mux_release(p, 0, &mut st)),
         ]
     };
     for (what, r) in results {
         assert_eq!(r, want, "{what}");
     }
-    assert_eq!((t.len, ev, size), (0, cmx_frontend_event::None, 0));
+    // Out-parameters are written only on success.
+    assert_eq!((t.len, ev, size), (7, cmx_frontend_event::Break, 7));
+    assert_eq!((report.kind, counters.frontend_offered), (7, 7));
+    assert_eq!(st, cmx_sink_stats::default());
 }
 
 #[test]
@@ -117,7 +135,7 @@ fn null_pointers_give_null_parameter() {
     unsafe {
         let mut out = dangling;
         assert_eq!(cmx_mux_new(null(), &mut out), NULLP);
-        assert!(out.is_null(), "*out not set to NULL");
+        assert_eq!(out, dangling, "*out written on failure");
         assert_eq!(cmx_mux_new(&c, null_mut()), NULLP);
         // A sink array that is NULL while n_sinks says 2.
         let mut bad = c;
@@ -125,7 +143,7 @@ fn null_pointers_give_null_parameter() {
         bad.n_sinks = 2;
         let mut out = dangling;
         assert_eq!(cmx_mux_new(&bad, &mut out), NULLP);
-        assert!(out.is_null());
+        assert_eq!(out, dangling);
         // free(NULL) is a no-op.
         cmx_mux_free(null_mut());
     }
@@ -133,6 +151,7 @@ fn null_pointers_give_null_parameter() {
     let m = two_sinks();
     let mut size = 0usize;
     let mut open = false;
+    let mut at = 0u64;
     // SAFETY: every pointer is NULL or valid for the call (whole block).
     unsafe {
         // A NULL multiplexer.
@@ -155,6 +174,18 @@ fn null_pointers_give_null_parameter() {
             (
                 "frontend_open",
                 cmx_mux_frontend_open(p, null_mut(), null_mut()),
+            ),
+            ("poll_sink_report", cmx_mux_poll_sink_report(p, null_mut())),
+            ("stats", cmx_mux_stats(p, null_mut())),
+            ("attach", cmx_mux_attach(p, &block(), null_mut())),
+            ("attach config", cmx_mux_attach(p, null(), &mut size)),
+            (
+                "poll_timeout pending",
+                cmx_mux_poll_timeout(p, null_mut(), &mut at),
+            ),
+            (
+                "poll_timeout deadline",
+                cmx_mux_poll_timeout(p, &mut open, null_mut()),
             ),
         ] {
             assert_eq!(r, NULLP, "{what} with a NULL pointer");
@@ -203,7 +234,7 @@ fn bad_sink_indexes_give_invalid_sink() {
                 cmx_mux_input(m.raw, bad, 3, 5, &mut size),
                 cmx_result::InvalidSink
             );
-            assert_eq!(size, 0, "forward must be 0 on failure");
+            assert_eq!(size, 7, "*forward written on failure");
             assert_eq!(
                 cmx_mux_sink_stats(m.raw, bad, &mut st),
                 cmx_result::InvalidSink
@@ -382,9 +413,7 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
                 cmx_sink_config {
                     overflow: 7,
                     open: true,
-                    input: false,
-                    drop_unit: 0,
-                    drop_notice: false,
+                    ..sink_defaults()
                 },
             ]),
             cmx_result::ConfigUnknownOverflow,
@@ -399,6 +428,31 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
     }
     // CONFIG_NO_WRITE_CALLBACK and CONFIG_NO_WATCH_CALLBACK are retired:
     // there are no callbacks to leave out.
+
+    // A `size` that is not sizeof the struct: a header from another
+    // version, or a size left 0.
+    for bad in [0, 8, std::mem::size_of::<cmx_mux_config>() + 8] {
+        let cfg = Cfg::new(&[b]);
+        let mut c = cfg.as_c();
+        c.size = bad;
+        let mut out = std::ptr::NonNull::<cmx_mux>::dangling().as_ptr();
+        // SAFETY: valid pointers for the call.
+        let r = unsafe { cmx_mux_new(&c, &mut out) };
+        assert_eq!(r, cmx_result::ConfigSizeMismatch, "mux config size {bad}");
+        let sinks = [cmx_sink_config { size: bad, ..b }];
+        let cfg = Cfg::new(&sinks);
+        assert_eq!(
+            Mux::new(&cfg).err(),
+            Some(cmx_result::ConfigSizeMismatch),
+            "sink config size {bad}"
+        );
+        let mut m = Mux::new(&Cfg::new(&[b])).unwrap();
+        let mut k = 77usize;
+        // SAFETY: live mux, valid pointers.
+        let r = unsafe { cmx_mux_attach(m.raw, &sinks[0], &mut k) };
+        assert_eq!((r, k), (cmx_result::ConfigSizeMismatch, 77));
+        m.settle();
+    }
 
     // The limits themselves are accepted.
     assert!(Mux::new(&Cfg::new(&[b; CMX_MAX_SINKS])).is_ok());
@@ -513,7 +567,6 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::NullParameter, 1),
         (R::Panic, 2),
         (R::WouldBlock, 3),
-        (R::ReentrantCall, 4),
         (R::InvalidSink, 5),
         (R::InvalidEvent, 6),
         (R::NotOffered, 7),
@@ -527,11 +580,10 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::ConfigQueueTooLarge, 104),
         (R::ConfigReplayTooLarge, 105),
         (R::ConfigUnknownOverflow, 106),
-        (R::ConfigNoWriteCallback, 107),
-        (R::ConfigNoWatchCallback, 108),
         (R::ConfigCoalesceTooLong, 109),
         (R::ConfigUnknownDropUnit, 110),
         (R::ConfigNoticeOnBlockSink, 111),
+        (R::ConfigSizeMismatch, 112),
     ];
     assert_enum(R::ALL, &stable);
     let text = |r: u32| {
@@ -549,7 +601,7 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
     let unknown = text(11);
     assert_eq!(unknown, "unknown cmx_result value");
     assert!(!seen.contains(&unknown));
-    for v in [99, 112, u32::MAX] {
+    for v in [4, 99, 107, 108, 113, u32::MAX] {
         assert_eq!(text(v), unknown);
     }
 }
@@ -598,10 +650,22 @@ fn enum_values_are_stable_and_convert_both_ways() {
             (S::Detached, 4),
         ],
     );
+    // The zero values are the safe ones (issue 17, item 8).
     use cmx_overflow as O;
-    assert_enum(O::ALL, &[(O::Block, 0), (O::Drop, 1)]);
+    assert_enum(O::ALL, &[(O::Drop, 0), (O::Block, 1)]);
     use cmx_drop_unit as D;
-    assert_enum(D::ALL, &[(D::Bytes, 0), (D::Lines, 1)]);
+    assert_enum(D::ALL, &[(D::Lines, 0), (D::Bytes, 1)]);
+    use cmx_sink_report_kind as K;
+    assert_enum(
+        K::ALL,
+        &[
+            (K::None, 0),
+            (K::DropStarted, 1),
+            (K::DropStopped, 2),
+            (K::Failed, 3),
+            (K::Detached, 4),
+        ],
+    );
 }
 
 #[test]
@@ -651,4 +715,166 @@ fn eintr_offers_the_same_bytes_again() {
     );
     assert_eq!(m.ctx.write_calls, 3);
     assert!(!m.ctx.watching[0], "EINTR is not a reason to wait");
+}
+
+/// Issue 17, item 2: one rule for out-parameters, stated in the header:
+/// they are written only when the call returns `CMX_RESULT_OK`; on any
+/// other result the caller's values are left as they were.
+#[test]
+fn outputs_are_written_only_on_success() {
+    const S: usize = 0x5eed;
+    let dangling = std::ptr::NonNull::<cmx_mux>::dangling().as_ptr();
+    let t0 = cmx_transmit {
+        sink: S,
+        data: b"x".as_ptr(),
+        len: S,
+    };
+    let st0 = cmx_sink_stats {
+        offered: 77,
+        ..cmx_sink_stats::default()
+    };
+    let same_transmit = |t: &cmx_transmit| (t.sink, t.data, t.len) == (t0.sink, t0.data, t0.len);
+    // SAFETY: every pointer is NULL or valid for the call (whole block).
+    unsafe {
+        // cmx_mux_new() refusing a configuration.
+        let none = Cfg::new(&[]);
+        let mut out = dangling;
+        assert_eq!(
+            cmx_mux_new(&none.as_c(), &mut out),
+            cmx_result::ConfigNoSinks
+        );
+        assert_eq!(out, dangling, "cmx_mux_new: *out written on failure");
+
+        // A NULL multiplexer: every output stays.
+        let p: *mut cmx_mux = null_mut();
+        let (mut size, mut mask, mut open) = (S, 0x5eed_u32, true);
+        let (mut pending, mut at) = (true, 0x5eed_u64);
+        let mut ev = cmx_frontend_event::Break;
+        let mut t = t0;
+        let mut st = st0;
+        let x = b"x".as_ptr();
+        let results = [
+            ("write", cmx_mux_write(p, x, 1, &mut size)),
+            ("write_at", cmx_mux_write_at(p, x, 1, 0, &mut size)),
+            ("write_room", cmx_mux_write_room(p, &mut size)),
+            ("poll_transmit", cmx_mux_poll_transmit(p, &mut t)),
+            ("watch_mask", cmx_mux_watch_mask(p, &mut mask)),
+            ("lossless_backlog", cmx_mux_lossless_backlog(p, &mut size)),
+            ("poll_event", cmx_mux_poll_event(p, &mut ev)),
+            ("input_room", cmx_mux_input_room(p, 1, 1, &mut size)),
+            ("input", cmx_mux_input(p, 1, 1, 1, &mut size)),
+            ("sink_stats", cmx_mux_sink_stats(p, 0, &mut st)),
+            (
+                "frontend_open",
+                cmx_mux_frontend_open(p, &mut open, &mut size),
+            ),
+            (
+                "poll_timeout",
+                cmx_mux_poll_timeout(p, &mut pending, &mut at),
+            ),
+            ("attach", cmx_mux_attach(p, &block(), &mut size)),
+            ("detach", cmx_mux_detach(p, 0, &mut size)),
+            ("release", cmx_mux_release(p, 0, &mut st)),
+        ];
+        for (what, r) in results {
+            assert_eq!(r, NULLP, "{what}");
+        }
+        assert_eq!(
+            (size, mask, open, pending, at, ev),
+            (S, 0x5eed, true, true, 0x5eed, cmx_frontend_event::Break),
+            "an output was written by a call on a NULL multiplexer"
+        );
+        assert!(same_transmit(&t), "poll_transmit wrote {t:?}");
+        assert_eq!(st.offered, 77, "sink_stats or release wrote {st:?}");
+    }
+
+    // A live multiplexer refusing a call.
+    let mut m = Mux::new(&Cfg::new(&[block(), block()]).queue(4)).unwrap();
+    // SAFETY: live mux, valid pointers (whole block).
+    unsafe {
+        let (mut size, mut st) = (S, st0);
+        for (what, r) in [
+            ("input", cmx_mux_input(m.raw, 9, 1, 1, &mut size)),
+            ("input_room", cmx_mux_input_room(m.raw, 9, 1, &mut size)),
+            ("sink_stats", cmx_mux_sink_stats(m.raw, 9, &mut st)),
+            ("detach", cmx_mux_detach(m.raw, 9, &mut size)),
+            ("release", cmx_mux_release(m.raw, 9, &mut st)),
+            (
+                "attach",
+                cmx_mux_attach(
+                    m.raw,
+                    &cmx_sink_config {
+                        overflow: 9,
+                        ..block()
+                    },
+                    &mut size,
+                ),
+            ),
+        ] {
+            assert_ne!(r, cmx_result::Ok, "{what}");
+        }
+        assert_eq!((size, st.offered), (S, 77), "written on failure");
+    }
+    // WOULD_BLOCK: nothing accepted, and `*accepted` not written either.
+    m.ctx.fds = vec![-1, -1];
+    let mut acc = S;
+    // SAFETY: live mux, valid buffers (whole block).
+    unsafe {
+        let mut r = cmx_result::Ok;
+        for _ in 0..8 {
+            acc = S;
+            r = cmx_mux_write(m.raw, b"abcd".as_ptr(), 4, &mut acc);
+            if r != cmx_result::Ok {
+                break;
+            }
+        }
+        assert_eq!(r, cmx_result::WouldBlock);
+        assert_eq!(acc, S, "*accepted written on WOULD_BLOCK");
+    }
+}
+
+/// Issue 17, item 5: retired result codes (4, 107, 108) are not in the
+/// enum; they read as unknown values.
+#[test]
+fn retired_result_codes_are_unknown_values() {
+    for retired in [4u32, 107, 108] {
+        assert_eq!(cmx_result::try_from(retired), Err(retired));
+        // SAFETY: a static NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(cmx_result_str(retired)) };
+        assert_eq!(text.to_str().unwrap(), "unknown cmx_result value");
+    }
+}
+
+/// Issue 17, item 8: a sink configuration that leaves the policy out (all
+/// zero) is the safe one: `drop` in `lines` mode, which never holds the
+/// frontend back, whatever its viewer does.
+#[test]
+fn a_zeroed_sink_configuration_drops_whole_lines_and_never_blocks() {
+    // `{ .size = sizeof(cmx_sink_config), .open = true }` in C.
+    let viewer = cmx_sink_config {
+        open: true,
+        ..sink_defaults()
+    };
+    let mut rig = Rig::new(&Cfg::new(&[viewer]).queue(64));
+    rig.pause(0, true);
+    // Whole records only, so that the stream ends with a newline.
+    let data = stream(9 * 100_000);
+    let accepted = rig.pump(&data, std::time::Duration::from_millis(100));
+    assert_eq!(accepted, data.len(), "a zeroed sink held the frontend back");
+    assert_eq!(rig.would_blocks, 0);
+    let st = rig.mux.stats(0);
+    assert_eq!(st.overflow, cmx_overflow::Drop as u32, "{st:?}");
+    assert!(st.dropped > 0);
+    rig.pause(0, false);
+    rig.drain();
+    // Whole 9-byte records only: lines mode.
+    let got = rig.received(0).to_vec();
+    for line in got.split_inclusive(|&b| b == b'\n') {
+        assert_eq!(
+            line.len(),
+            9,
+            "a cut line: {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
 }

@@ -10,7 +10,11 @@
 //! must be told it may write again once the sinks drain. Sinks are
 //! attached, detached and released, and the input moves, in between: a
 //! released index is refused, a detaching sink still drains, and drop
-//! notices reach only the sinks that asked for them.
+//! notices reach only the sinks that asked for them. Out-parameters are
+//! written only on success; configurations with a wrong `size` are
+//! refused; sink reports are consistent (drop episodes start and stop in
+//! turn, a failure is reported with its errno, a finished detach once) and
+//! the frontend's offers add up in `cmx_mux_stats()`.
 #![no_main]
 
 use core::ptr::{null, null_mut};
@@ -77,6 +81,10 @@ struct Caller {
     /// past 16 (up to two events each) it may have overflowed, by design.
     unpolled: usize,
     events_maybe_lost: bool,
+    /// Per slot: a drop episode reported started and not yet stopped.
+    dropping: [bool; CMX_MAX_SINKS],
+    /// The frontend's offers: (offered, accepted, refused bytes, refusals).
+    offers: (u64, u64, u64, u64),
 }
 
 impl Caller {
@@ -244,7 +252,8 @@ impl Caller {
         match r {
             cmx_result::Ok => assert!(accepted <= len && (accepted > 0 || len == 0)),
             cmx_result::WouldBlock => {
-                assert_eq!(accepted, 0);
+                // Out-parameters are written only on success.
+                assert_eq!(accepted, usize::MAX);
                 self.would_blocks += 1;
                 self.turned_away = true;
                 if now.is_none() {
@@ -252,6 +261,13 @@ impl Caller {
                 }
             }
             r => panic!("write: {r:?}"),
+        }
+        let took = if r == cmx_result::Ok { accepted } else { 0 };
+        self.offers.0 += len as u64;
+        self.offers.1 += took as u64;
+        if took < len {
+            self.offers.2 += (len - took) as u64;
+            self.offers.3 += 1;
         }
         // A `drop` sink that discarded its front withdrew the bytes out with the caller.
         if let Some((sink, _)) = self.in_flight {
@@ -317,6 +333,65 @@ impl Caller {
         }
     }
 
+    /// `cmx_mux_stats()`.
+    fn counters(&self) -> cmx_mux_counters {
+        let mut c = cmx_mux_counters::default();
+        // SAFETY: `mux` is live; `c` is writable.
+        assert_eq!(unsafe { cmx_mux_stats(self.mux, &mut c) }, cmx_result::Ok);
+        c
+    }
+
+    /// One report from `cmx_mux_poll_sink_report()`, checked; false for NONE.
+    fn poll_report(&mut self) -> bool {
+        let mut r = cmx_sink_report {
+            kind: u32::MAX,
+            ..cmx_sink_report::default()
+        };
+        // SAFETY: `mux` is live; `r` is writable.
+        assert_eq!(
+            unsafe { cmx_mux_poll_sink_report(self.mux, &mut r) },
+            cmx_result::Ok
+        );
+        let kind = cmx_sink_report_kind::try_from(r.kind).expect("a known report kind");
+        if kind == cmx_sink_report_kind::None {
+            assert_eq!(r, cmx_sink_report::default());
+            return false;
+        }
+        assert!(r.sink < self.n, "{r:?}");
+        // With reports lost to an unpolled queue, their order says less.
+        let exact = self.counters().reports_lost == 0;
+        let st = self.try_stats(r.sink);
+        match kind {
+            cmx_sink_report_kind::DropStarted => {
+                if exact {
+                    assert!(!self.dropping[r.sink], "started twice: {r:?}");
+                }
+                assert!(r.dropped > 0 && r.drop_unit <= 1, "{r:?}");
+                self.dropping[r.sink] = true;
+            }
+            cmx_sink_report_kind::DropStopped => {
+                if exact {
+                    assert!(self.dropping[r.sink], "stopped, never started: {r:?}");
+                }
+                assert!(r.episode > 0 && r.episode <= r.dropped, "{r:?}");
+                self.dropping[r.sink] = false;
+            }
+            cmx_sink_report_kind::Failed => {
+                assert!(r.errnum > 0, "{r:?}");
+                assert!(st.map_or(true, |st| st.write_errors > 0), "{r:?} {st:?}");
+            }
+            cmx_sink_report_kind::Detached => {
+                // Detached (until released).
+                assert!(
+                    st.map_or(true, |st| st.state == cmx_sink_state::Detached as u32),
+                    "{r:?} {st:?}"
+                );
+            }
+            cmx_sink_report_kind::None => unreachable!(),
+        }
+        true
+    }
+
     /// The pull loop of a well-behaved caller, with sink outcomes from `b`
     /// (at most `limit` writes), then the watch mask and the events.
     fn pump(&mut self, b: &mut Bytes, limit: usize) {
@@ -329,6 +404,7 @@ impl Caller {
         }
         self.watch_mask();
         self.poll_events();
+        while self.poll_report() {}
     }
 
     fn watch_mask(&self) -> u32 {
@@ -348,6 +424,9 @@ impl Caller {
 
     /// `cmx_mux_attach()` with a configuration from `x` (as at creation).
     fn attach(&mut self, x: usize) -> cmx_result {
+        // Reports about the slot's previous sink are taken first, as a
+        // caller that polls after every call has.
+        while self.poll_report() {}
         let config = sink_config(x);
         // The lowest released slot, else a new one.
         let slot = (0..self.n)
@@ -358,6 +437,7 @@ impl Caller {
         let r = unsafe { cmx_mux_attach(self.mux, &config, &mut sink) };
         self.may_queue_events();
         let invalid = config.overflow > 1
+            || config.size != core::mem::size_of::<cmx_sink_config>()
             || config.drop_unit > 1
             || (config.drop_notice && config.overflow == cmx_overflow::Block as u32);
         if invalid {
@@ -378,6 +458,9 @@ impl Caller {
 
     /// `cmx_mux_detach()` or `cmx_mux_release()` of `sink`.
     fn detach(&mut self, sink: usize, release: bool) -> cmx_result {
+        if release {
+            while self.poll_report() {}
+        }
         let before = self.try_stats(sink);
         let was_attached = self.attached(sink);
         let receivers = (0..self.n).filter(|&i| self.attached(i)).count();
@@ -467,6 +550,16 @@ impl Caller {
             cmx_result::Ok
         );
         assert_eq!(got as u64, backlog);
+        let c = self.counters();
+        assert_eq!(
+            (
+                c.frontend_offered,
+                c.frontend_accepted,
+                c.frontend_refused_bytes,
+                c.frontend_refusals
+            ),
+            self.offers
+        );
     }
 
     /// Every sink takes everything: nothing accepted by an open `block` sink
@@ -505,6 +598,7 @@ impl Caller {
                 "lost wake-up: no WRITABLE after the sinks drained"
             );
         }
+        while self.poll_report() {}
         self.check();
         let mut backlog = usize::MAX;
         assert_eq!(
@@ -516,10 +610,16 @@ impl Caller {
 }
 
 /// A sink configuration from one byte: mostly valid, now and then an
-/// unknown overflow policy (0x70), an unknown drop unit (0x60) or a notice
-/// on a block sink (0x10 without bit 0).
+/// unknown overflow policy (0x70), an unknown drop unit (0x60), a notice
+/// on a block sink (0x10 with bit 0) or a size from another header (0xfe).
 fn sink_config(x: usize) -> cmx_sink_config {
     cmx_sink_config {
+        // Now and then a size from another version of the header.
+        size: if x == 0xfe {
+            16
+        } else {
+            core::mem::size_of::<cmx_sink_config>()
+        },
         overflow: if x & 0x70 == 0x70 {
             x as u32
         } else {
@@ -552,6 +652,11 @@ fuzz_target!(|data: &[u8]| {
         _ => b.small().min(queue),
     };
     let config = cmx_mux_config {
+        size: if n_sinks == 9 {
+            0
+        } else {
+            core::mem::size_of::<cmx_mux_config>()
+        },
         sinks: if b.small() == 0xff {
             null()
         } else {
@@ -587,6 +692,8 @@ fuzz_target!(|data: &[u8]| {
         told_open: false,
         unpolled: 0,
         events_maybe_lost: false,
+        dropping: [false; CMX_MAX_SINKS],
+        offers: (0, 0, 0, 0),
     };
     let payload = [FILL; 512];
     let mut out = 0usize;
@@ -599,6 +706,7 @@ fuzz_target!(|data: &[u8]| {
     let mut mask = 0u32;
     let mut ev = cmx_frontend_event::None;
     let mut now = 0u64;
+    let mut counters = cmx_mux_counters::default();
     let (mut pending, mut deadline) = (false, 0u64);
     while let Some(tag) = b.byte() {
         let sink = match b.small() {
@@ -608,7 +716,7 @@ fuzz_target!(|data: &[u8]| {
         let len = b.small() * 2;
         // SAFETY (every call below): `mux` is live; the other pointers are
         // valid or deliberately NULL.
-        let r = match tag % 24 {
+        let r = match tag % 26 {
             20 => c.attach(b.small()),
             21 => c.detach(sink, false),
             22 => c.detach(sink, true),
@@ -677,7 +785,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // The report, for the sink that was handed bytes or any other.
             13 | 14 => {
-                let target = match (tag % 24, c.in_flight) {
+                let target = match (tag % 26, c.in_flight) {
                     (13, Some((s, _))) => s,
                     _ => sink,
                 };
@@ -707,11 +815,22 @@ fuzz_target!(|data: &[u8]| {
                 cmx_mux_lossless_backlog(mux, if len == 0 { null_mut() } else { &mut out })
             },
             19 if len == 0 => {
-                // A NULL multiplexer is refused, not dereferenced.
+                // A NULL multiplexer is refused, not dereferenced, and the
+                // out-parameter is left alone.
+                t.len = 12345;
                 let r = unsafe { cmx_mux_poll_transmit(null_mut(), &mut t) };
-                assert_eq!((r, t.len), (cmx_result::NullParameter, 0));
+                assert_eq!((r, t.len), (cmx_result::NullParameter, 12345));
                 r
             }
+            24 if len < 64 => {
+                c.poll_report();
+                cmx_result::Ok
+            }
+            24 => {
+                while c.poll_report() {}
+                cmx_result::Ok
+            }
+            25 => unsafe { cmx_mux_stats(mux, if len == 0 { null_mut() } else { &mut counters }) },
             _ => {
                 let mut open = false;
                 unsafe { cmx_mux_frontend_open(mux, &mut open, &mut out) }

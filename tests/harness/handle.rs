@@ -39,6 +39,7 @@ impl Cfg {
     /// The C view; valid while `self` is.
     pub fn as_c(&self) -> cmx_mux_config {
         cmx_mux_config {
+            size: std::mem::size_of::<cmx_mux_config>(),
             sinks: if self.sinks.is_empty() {
                 std::ptr::null()
             } else {
@@ -73,14 +74,15 @@ impl Mux {
 
     pub fn with_writer(cfg: &Cfg, write_fn: WriteFn) -> Result<Mux, cmx_result> {
         let c = cfg.as_c();
-        // A non-NULL garbage value, to see that failure sets it to NULL.
+        // A non-NULL garbage value, to see that failure leaves it alone.
         let mut raw: *mut cmx_mux = std::ptr::NonNull::dangling().as_ptr();
         // SAFETY: every pointer is valid for the call.
         let r = unsafe { cmx_mux_new(&c, &mut raw) };
         if r != cmx_result::Ok {
-            assert!(
-                raw.is_null(),
-                "cmx_mux_new failed ({r:?}) but *out is not NULL"
+            assert_eq!(
+                raw,
+                std::ptr::NonNull::dangling().as_ptr(),
+                "cmx_mux_new failed ({r:?}) but wrote *out"
             );
             return Err(r);
         }
@@ -156,11 +158,40 @@ impl Mux {
                 cmx_result::Ok
             );
             match ev {
-                cmx_frontend_event::None => return,
+                cmx_frontend_event::None => break,
                 cmx_frontend_event::Writable => self.ctx.woken += 1,
                 ev => self.ctx.events.push(ev),
             }
         }
+        loop {
+            let mut r = cmx_sink_report {
+                kind: u32::MAX,
+                ..cmx_sink_report::default()
+            };
+            // SAFETY: live mux, writable out.
+            assert_eq!(
+                unsafe { cmx_mux_poll_sink_report(self.raw, &mut r) },
+                cmx_result::Ok
+            );
+            if r.kind == cmx_sink_report_kind::None as u32 {
+                assert_eq!(r, cmx_sink_report::default(), "NONE with fields set");
+                return;
+            }
+            assert!(
+                cmx_sink_report_kind::try_from(r.kind).is_ok(),
+                "unknown report kind in {r:?}"
+            );
+            self.ctx.reports.push(r);
+        }
+    }
+
+    /// `cmx_mux_stats()`.
+    pub fn counters(&self) -> cmx_mux_counters {
+        let mut c = cmx_mux_counters::default();
+        // SAFETY: live mux, writable out.
+        let r = unsafe { cmx_mux_stats(self.raw, &mut c) };
+        assert_eq!(r, cmx_result::Ok);
+        c
     }
 
     /// Panics unless `r` is OK, then settles.
