@@ -99,7 +99,7 @@ use chardev_multiplex::ffi::*;
 const MIB: f64 = 1024.0 * 1024.0;
 /// The ratio (mux over baseline) the library aims for.
 const TARGET: f64 = 0.9;
-/// CMX_BENCH_VERBOSE, once the warm-up is over.
+/// `CMX_BENCH_VERBOSE`, once the warm-up is over.
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 fn env_bytes(name: &str, default: usize) -> usize {
@@ -202,7 +202,10 @@ impl Setup {
     }
 
     fn fds(&self) -> Vec<RawFd> {
-        self.ours.iter().map(|f| f.as_raw_fd()).collect()
+        self.ours
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect()
     }
 
     /// Closes our ends, joins the readers, checks their counts.
@@ -300,7 +303,7 @@ struct Driver {
     woken: bool,
     pfds: Vec<libc::pollfd>,
     idx: Vec<usize>,
-    /// Counters for CMX_BENCH_VERBOSE.
+    /// Counters for `CMX_BENCH_VERBOSE`.
     writes: u64,
     short_writes: u64,
     eagain: u64,
@@ -400,7 +403,7 @@ impl Driver {
         }
         self.polls += 1;
         // SAFETY: `pfds` is a valid pollfd array.
-        let r = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as _, -1) };
+        let r = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as u64, -1) };
         if r < 0 {
             assert_eq!(errno(), libc::EINTR);
             return true;
@@ -439,7 +442,9 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // SAFETY: created by cmx_mux_new, freed once.
-        unsafe { cmx_mux_free(self.mux) };
+        unsafe {
+            cmx_mux_free(self.mux);
+        }
     }
 }
 
@@ -573,13 +578,13 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
         coalesce_ns: 0,
     };
     let mut d = Driver::new(&cfg, vec![-1]);
-    let write = |d: &Driver, data: &[u8]| {
+    let write = |drv: &Driver, data: &[u8]| {
         let mut acc = 0usize;
         // SAFETY: live mux, valid buffers.
-        let r = unsafe { cmx_mux_write(d.mux, data.as_ptr(), data.len(), &mut acc) };
+        let r = unsafe { cmx_mux_write(drv.mux, data.as_ptr(), data.len(), &mut acc) };
         assert_eq!((r, acc), (cmx_result::Ok, data.len()));
     };
-    let transmit = |d: &Driver, result: isize| {
+    let transmit = |drv: &Driver, result: isize| {
         let mut t = cmx_transmit {
             sink: 0,
             data: std::ptr::null(),
@@ -587,13 +592,13 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
         };
         // SAFETY: live mux, writable out.
         ok(
-            unsafe { cmx_mux_poll_transmit(d.mux, &mut t) },
+            unsafe { cmx_mux_poll_transmit(drv.mux, &mut t) },
             "poll_transmit",
         );
         assert!(t.len > 0);
         // SAFETY: live mux.
         ok(
-            unsafe { cmx_mux_transmitted(d.mux, 0, result) },
+            unsafe { cmx_mux_transmitted(drv.mux, 0, result) },
             "transmitted",
         );
     };
@@ -789,7 +794,9 @@ fn main() {
             })
     };
     // SAFETY: ignoring SIGPIPE has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let stalled = only.is_empty() || only.iter().any(|o| o == "stalled");
     if stalled {
         stalled_table(rounds);
@@ -802,7 +809,7 @@ fn main() {
     println!(
         "fan-out to N AF_UNIX socketpairs, one reader thread each; {} CPUs; {rounds} rounds per \
          configuration, each contender once per round, order rotating",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     println!(
         "bytes per sink and run: {} MiB with 4 KiB writes (CMX_BENCH_BYTES), {} MiB with 1-byte \
@@ -875,7 +882,7 @@ fn main() {
                         n,
                         mux: m.name(buffer),
                         baseline: b.name(buffer),
-                        ratios: mv.iter().zip(bv).map(|(m, b)| m / b).collect(),
+                        ratios: mv.iter().zip(bv).map(|(x, y)| x / y).collect(),
                     });
                 }
             }

@@ -864,7 +864,7 @@ CMX_MUST_USE cmx_result cmx_mux_frontend_open(const struct cmx_mux *mux, bool *o
 
 /**
  * Returns a static, NUL-terminated English description of `result` (any
- * value; unknown and retired values get "unknown cmx_result value"). The
+ * value; unknown and retired values get `unknown cmx_result value`). The
  * string lives for the whole program and must not be freed.
  */
 const char *cmx_result_str(uint32_t result);

@@ -70,8 +70,11 @@ fn viewers_attached_and_detached_mid_stream_lose_and_repeat_nothing() {
     // The released index is used again, with fresh counters.
     let v3 = rig.attach_new(&drop_sink(), false).unwrap();
     assert_eq!(v3, 1);
-    let st = rig.mux.stats(1);
-    assert_eq!((st.offered, st.replayed), (replay as u64, replay as u64));
+    let reused = rig.mux.stats(1);
+    assert_eq!(
+        (reused.offered, reused.replayed),
+        (replay as u64, replay as u64)
+    );
     rig.drain();
     assert_bytes_eq("reused index", rig.received(1), &data[len - replay..]);
 }
@@ -138,7 +141,7 @@ fn whole_lines(got: &[u8], data: &[u8]) -> usize {
         assert!(line.ends_with('\n'), "unfinished line {line:?}");
         assert_eq!(line.len(), 9, "not a whole line: {line:?}");
         let k = u32::from_str_radix(&line[..8], 16).unwrap();
-        assert!(prev.map_or(true, |p| k > p), "line {k:08x} after {prev:?}");
+        assert!(prev.is_none_or(|p| k > p), "line {k:08x} after {prev:?}");
         let at = k as usize * 9;
         assert_eq!(line.as_bytes(), &data[at..at + 9]);
         prev = Some(k);
@@ -168,11 +171,11 @@ fn a_stalled_lines_viewer_gets_whole_lines_and_one_notice() {
     rig.drain();
 
     assert_bytes_eq("log", rig.received(0), &data);
-    let st = rig.mux.stats(1);
-    assert_balanced("viewer", &st);
-    assert_eq!((st.notices, st.drop_episodes), (1, 1), "{st:?}");
-    let notice = format!("\r\n[multiplex: {} bytes dropped]\r\n", st.dropped);
-    assert_eq!(st.notice_bytes, notice.len() as u64);
+    let viewer = rig.mux.stats(1);
+    assert_balanced("viewer", &viewer);
+    assert_eq!((viewer.notices, viewer.drop_episodes), (1, 1), "{viewer:?}");
+    let notice = format!("\r\n[multiplex: {} bytes dropped]\r\n", viewer.dropped);
+    assert_eq!(viewer.notice_bytes, notice.len() as u64);
     let got = rig.received(1);
     let at = got
         .windows(notice.len())
@@ -181,8 +184,8 @@ fn a_stalled_lines_viewer_gets_whole_lines_and_one_notice() {
     let mut rest = got[..at].to_vec();
     rest.extend_from_slice(&got[at + notice.len()..]);
     let lines = whole_lines(&rest, &data);
-    assert_eq!((lines * 9) as u64, st.delivered);
-    assert_eq!(st.delivered + st.dropped, len as u64);
+    assert_eq!((lines * 9) as u64, viewer.delivered);
+    assert_eq!(viewer.delivered + viewer.dropped, len as u64);
     // The last 9000 bytes came after it caught up: all there, in one piece.
     assert!(rest.ends_with(&data[len - 9000..]));
 }

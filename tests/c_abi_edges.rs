@@ -37,10 +37,8 @@ fn poll(m: &Mux) -> (cmx_transmit, Vec<u8>) {
         len: usize::MAX,
     };
     // SAFETY: live mux, writable out.
-    assert_eq!(
-        unsafe { cmx_mux_poll_transmit(m.raw, &mut t) },
-        cmx_result::Ok
-    );
+    let polled = unsafe { cmx_mux_poll_transmit(m.raw, &mut t) };
+    assert_eq!(polled, cmx_result::Ok);
     let bytes = if t.len == 0 {
         assert!(t.data.is_null());
         Vec::new()
@@ -141,9 +139,9 @@ fn null_pointers_give_null_parameter() {
         let mut bad = c;
         bad.sinks = null();
         bad.n_sinks = 2;
-        let mut out = dangling;
-        assert_eq!(cmx_mux_new(&bad, &mut out), NULLP);
-        assert_eq!(out, dangling);
+        let mut out2 = dangling;
+        assert_eq!(cmx_mux_new(&bad, &mut out2), NULLP);
+        assert_eq!(out2, dangling);
         // free(NULL) is a no-op.
         cmx_mux_free(null_mut());
     }
@@ -290,9 +288,9 @@ fn transmitted_without_bytes_handed_out_is_not_offered() {
         (st.state, st.delivered, st.queued, st.write_errors),
         (OPEN, 5, 0, 0)
     );
-    let st = m.stats(1);
+    let st1 = m.stats(1);
     assert_eq!(
-        (st.state, st.delivered, st.queued, st.write_errors),
+        (st1.state, st1.delivered, st1.queued, st1.write_errors),
         (OPEN, 0, 5, 0)
     );
 }
@@ -308,20 +306,18 @@ fn a_report_for_a_sink_that_closed_after_its_bytes_were_handed_out_is_ignored() 
     let r = unsafe { cmx_mux_sink_event(m.raw, 1, cmx_sink_event::Closed.into()) };
     assert_eq!(r, cmx_result::Ok);
     // SAFETY: still valid: the only call since was a sink event for another sink.
-    assert_eq!(
-        unsafe { std::slice::from_raw_parts(t.data, t.len) },
-        b"hello"
-    );
+    let handed_out = unsafe { std::slice::from_raw_parts(t.data, t.len) };
+    assert_eq!(handed_out, b"hello");
     assert_eq!(transmitted(&m, 0, 2), cmx_result::Ok);
     assert_eq!(m.stats(0).delivered, 2);
 
     // Now sink 0's own bytes are out when it closes: the write that failed
     // (the viewer left) is reported after the close and ignored.
-    let (t, bytes) = poll(&m);
-    assert_eq!((t.sink, &bytes[..]), (0, &b"llo"[..]));
+    let (t_own, own) = poll(&m);
+    assert_eq!((t_own.sink, &own[..]), (0, &b"llo"[..]));
     // SAFETY: live mux.
-    let r = unsafe { cmx_mux_sink_event(m.raw, 0, cmx_sink_event::Closed.into()) };
-    assert_eq!(r, cmx_result::Ok);
+    let closed = unsafe { cmx_mux_sink_event(m.raw, 0, cmx_sink_event::Closed.into()) };
+    assert_eq!(closed, cmx_result::Ok);
     assert_eq!(transmitted(&m, 0, -(libc::EPIPE as isize)), cmx_result::Ok);
     // Those bytes are reported now: a second report is refused.
     assert_eq!(transmitted(&m, 0, 3), cmx_result::NotOffered);
@@ -353,8 +349,8 @@ fn poll_transmit_hands_out_the_front_of_the_queue_until_it_is_reported() {
     assert_eq!((t2.data, t2.len), (t1.data, t1.len));
     // A partial write: the rest is the new front, in place (not a copy).
     assert_eq!(transmitted(&m, 0, 2), cmx_result::Ok);
-    let (t3, bytes) = poll(&m);
-    assert_eq!(bytes, b"llo");
+    let (t3, rest) = poll(&m);
+    assert_eq!(rest, b"llo");
     assert_eq!(t3.data, t1.data.wrapping_add(2));
     assert_eq!(transmitted(&m, 0, 1), cmx_result::Ok);
 
@@ -364,12 +360,12 @@ fn poll_transmit_hands_out_the_front_of_the_queue_until_it_is_reported() {
     queue(&m, &more);
     let mut out = Vec::new();
     loop {
-        let (t, bytes) = poll(&m);
+        let (t, front) = poll(&m);
         if t.len == 0 {
             break;
         }
         assert!(t.len as u64 <= m.stats(0).queued);
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(&front);
         assert_eq!(transmitted(&m, 0, t.len as isize), cmx_result::Ok);
     }
     assert_bytes_eq("handed out", &out, &[&b"lo"[..], &more].concat());
@@ -440,28 +436,28 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
         let r = unsafe { cmx_mux_new(&c, &mut out) };
         assert_eq!(r, cmx_result::ConfigSizeMismatch, "mux config size {bad}");
         let sinks = [cmx_sink_config { size: bad, ..b }];
-        let cfg = Cfg::new(&sinks);
+        let with_bad_sink = Cfg::new(&sinks);
         assert_eq!(
-            Mux::new(&cfg).err(),
+            Mux::new(&with_bad_sink).err(),
             Some(cmx_result::ConfigSizeMismatch),
             "sink config size {bad}"
         );
         let mut m = Mux::new(&Cfg::new(&[b])).unwrap();
         let mut k = 77usize;
         // SAFETY: live mux, valid pointers.
-        let r = unsafe { cmx_mux_attach(m.raw, &sinks[0], &mut k) };
-        assert_eq!((r, k), (cmx_result::ConfigSizeMismatch, 77));
+        let attached = unsafe { cmx_mux_attach(m.raw, &sinks[0], &mut k) };
+        assert_eq!((attached, k), (cmx_result::ConfigSizeMismatch, 77));
         m.settle();
     }
 
     // The limits themselves are accepted.
-    assert!(Mux::new(&Cfg::new(&[b; CMX_MAX_SINKS])).is_ok());
-    assert!(Mux::new(&Cfg::new(&[b]).queue(1).replay(1)).is_ok());
-    assert!(Mux::new(&Cfg::new(&[b]).queue(1000).replay(1000)).is_ok());
+    Mux::new(&Cfg::new(&[b; CMX_MAX_SINKS])).unwrap();
+    Mux::new(&Cfg::new(&[b]).queue(1).replay(1)).unwrap();
+    Mux::new(&Cfg::new(&[b]).queue(1000).replay(1000)).unwrap();
 }
 
 /// Queues that cannot be allocated (here: 8 of 64 MiB in a process whose
-/// address space is limited) are refused with CMX_RESULT_OUT_OF_MEMORY and a
+/// address space is limited) are refused with `CMX_RESULT_OUT_OF_MEMORY` and a
 /// NULL multiplexer, not an abort of the process.
 #[test]
 fn queues_that_cannot_be_allocated_give_out_of_memory_not_an_abort() {
@@ -508,11 +504,11 @@ fn queues_that_cannot_be_allocated_give_out_of_memory_not_an_abort() {
     // Mux::new checks that *out is NULL on failure.
     assert_eq!(Mux::new(&cfg).err(), Some(cmx_result::OutOfMemory));
     // The queues allocated before the failure were given back: two fit again.
-    assert!(Mux::new(&Cfg::new(&[block(); 2]).queue(CMX_MAX_QUEUE_CAPACITY)).is_ok());
+    Mux::new(&Cfg::new(&[block(); 2]).queue(CMX_MAX_QUEUE_CAPACITY)).unwrap();
 }
 
 /// A Rust panic inside an exported function is caught, reported as
-/// CMX_RESULT_PANIC and poisons that multiplexer only; it does not abort the
+/// `CMX_RESULT_PANIC` and poisons that multiplexer only; it does not abort the
 /// process, and the multiplexer can still be freed.
 ///
 /// The one panic a caller can cause without breaking a documented contract:
@@ -538,9 +534,9 @@ fn a_panic_inside_a_call_is_caught_and_poisons_only_that_multiplexer() {
     assert_eq!((r, size), (cmx_result::Ok, 0));
     assert_eq!(m.stats(0).input_discarded, u64::MAX);
     // SAFETY: as above.
-    let r = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
+    let again = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
     assert_eq!(
-        r,
+        again,
         cmx_result::Panic,
         "the counter overflow was not a caught panic"
     );
@@ -548,10 +544,12 @@ fn a_panic_inside_a_call_is_caught_and_poisons_only_that_multiplexer() {
 
     // Every later call on it is refused, the one that panicked too.
     // SAFETY: a live (poisoned) multiplexer with two sinks.
-    unsafe { assert_every_call_returns(p, cmx_result::Panic) };
+    unsafe {
+        assert_every_call_returns(p, cmx_result::Panic);
+    }
     // SAFETY: as above.
-    let r = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
-    assert_eq!(r, cmx_result::Panic);
+    let later = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
+    assert_eq!(later, cmx_result::Panic);
     // The process goes on, and so does every other multiplexer.
     assert_eq!(bystander.mux.write(b"still here"), (cmx_result::Ok, 10));
     assert_eq!(bystander.collect(0), b"still here");

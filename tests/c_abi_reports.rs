@@ -160,15 +160,15 @@ fn a_drop_viewer_reports_when_it_starts_and_stops_dropping() {
         assert!(started.dropped > before && started.dropped <= st.dropped);
         rig.pause(1, false);
         rig.drain();
-        let st = rig.mux.stats(1);
-        let reps = take_reports(&mut rig, 1);
-        assert_eq!(reps.len(), 1, "episode {k}: {reps:?}");
-        let stopped = reps[0];
+        let caught_up = rig.mux.stats(1);
+        let stops = take_reports(&mut rig, 1);
+        assert_eq!(stops.len(), 1, "episode {k}: {stops:?}");
+        let stopped = stops[0];
         assert_eq!(kind(&stopped), cmx_sink_report_kind::DropStopped);
-        assert_eq!(stopped.dropped, st.dropped);
-        assert_eq!(stopped.episode, st.dropped - before);
+        assert_eq!(stopped.dropped, caught_up.dropped);
+        assert_eq!(stopped.episode, caught_up.dropped - before);
         episodes.push(stopped.episode);
-        assert_eq!(st.drop_episodes, k as u64 + 1);
+        assert_eq!(caught_up.drop_episodes, k as u64 + 1);
     }
     assert!(take_reports(&mut rig, 0).is_empty(), "the log dropped");
     assert_eq!(rig.mux.counters().reports_lost, 0);
@@ -214,16 +214,16 @@ fn a_failure_is_reported_once_and_lasts_until_the_sink_opens_again() {
     assert_bytes_eq("reopened", rig.received(1), &data[200_000..250_000]);
     rig.hang_up(1);
     rig.pump_all(&data[250_000..]);
-    let reps = take_reports(&mut rig, 1);
-    assert_eq!(reps.len(), 1, "{reps:?}");
-    assert_eq!(kind(&reps[0]), cmx_sink_report_kind::Failed);
+    let again = take_reports(&mut rig, 1);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(kind(&again[0]), cmx_sink_report_kind::Failed);
     assert_eq!(rig.mux.stats(1).write_errors, 2);
     rig.drain();
     assert_bytes_eq("log", rig.received(0), &data);
 }
 
 /// Item 9c: what the frontend offered and was refused is counted per
-/// multiplexer: every WOULD_BLOCK refuses the whole offer, a write
+/// multiplexer: every `WOULD_BLOCK` refuses the whole offer, a write
 /// accepted in part refuses the rest; offered = accepted + refused.
 #[test]
 fn refusals_of_the_frontend_are_counted() {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Keep in step with CBINDGEN_VERSION in scripts/install-deps.sh.
+/// Keep in step with `CBINDGEN_VERSION` in scripts/install-deps.sh.
 const CBINDGEN_VERSION: &str = "0.29.4";
 
 #[test]

@@ -406,7 +406,7 @@ impl Mux {
             .slots
             .iter()
             .enumerate()
-            .filter(|&(i, s)| i != sink && s.live().is_some_and(Sink::is_attached))
+            .filter(|&(i, slot)| i != sink && slot.live().is_some_and(Sink::is_attached))
             .count();
         if others == 0 {
             return Err(DetachError::LastSink(sink));
@@ -414,11 +414,11 @@ impl Mux {
         if self.input == Some(sink) {
             self.input = None;
         }
-        let s = self.sink_mut(sink)?;
-        let was_connected = s.is_connected();
-        let change = s.detach();
-        let detached = s.state() == SinkState::Detached;
-        let backlog = s.queue.len();
+        let target = self.sink_mut(sink)?;
+        let was_connected = target.is_connected();
+        let change = target.detach();
+        let detached = target.state() == SinkState::Detached;
+        let backlog = target.queue.len();
         if detached {
             self.out.withdraw(sink);
         }
@@ -539,7 +539,7 @@ impl Mux {
         let data = &data[..data.len().min(self.capacity)];
         let quiet = self
             .last_out
-            .map_or(true, |last| now.saturating_sub(last) >= self.coalesce);
+            .is_none_or(|last| now.saturating_sub(last) >= self.coalesce);
         if self.flush_at.is_none() && quiet {
             // Nothing held and quiet for a whole window: out at once.
             self.last_out = Some(now);

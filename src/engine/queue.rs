@@ -15,7 +15,7 @@ enum FirstNewline {
 
 /// A FIFO of at most `capacity` bytes. Pushing never reallocates.
 #[derive(Debug)]
-pub(crate) struct ByteQueue {
+pub struct ByteQueue {
     buf: VecDeque<u8>,
     capacity: usize,
     first_newline: FirstNewline,
@@ -26,7 +26,7 @@ pub(crate) struct ByteQueue {
 impl ByteQueue {
     /// A queue of `capacity` bytes, allocated now; an allocation failure is
     /// returned, not an abort.
-    pub(crate) fn with_capacity(capacity: usize) -> Result<Self, TryReserveError> {
+    pub fn with_capacity(capacity: usize) -> Result<Self, TryReserveError> {
         let mut buf = VecDeque::new();
         buf.try_reserve_exact(capacity)?;
         Ok(ByteQueue {
@@ -38,7 +38,7 @@ impl ByteQueue {
     }
 
     /// A queue of capacity 0, which allocates nothing.
-    pub(crate) const fn empty() -> Self {
+    pub const fn empty() -> Self {
         ByteQueue {
             buf: VecDeque::new(),
             capacity: 0,
@@ -47,31 +47,31 @@ impl ByteQueue {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.buf.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
-    pub(crate) fn free(&self) -> usize {
+    pub fn free(&self) -> usize {
         self.capacity - self.buf.len()
     }
 
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Appends `data`, which must fit.
-    pub(crate) fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= self.free());
         self.buf.extend(data);
     }
 
     /// Appends `data`, discarding the oldest bytes (queued first, then the head of
     /// `data`) so that at most `capacity` remain. Returns how many were discarded.
-    pub(crate) fn push_overwrite(&mut self, data: &[u8]) -> usize {
+    pub fn push_overwrite(&mut self, data: &[u8]) -> usize {
         if data.len() >= self.capacity {
             let dropped = self.buf.len() + data.len() - self.capacity;
             self.clear();
@@ -85,17 +85,17 @@ impl ByteQueue {
     }
 
     /// The oldest contiguous run of queued bytes.
-    pub(crate) fn front(&self) -> &[u8] {
+    pub fn front(&self) -> &[u8] {
         self.buf.as_slices().0
     }
 
     /// The queued bytes, oldest first, as at most two slices.
-    pub(crate) fn as_slices(&self) -> (&[u8], &[u8]) {
+    pub fn as_slices(&self) -> (&[u8], &[u8]) {
         self.buf.as_slices()
     }
 
     /// Removes the `n` oldest bytes.
-    pub(crate) fn consume(&mut self, n: usize) {
+    pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.buf.len());
         self.buf.drain(..n);
         self.first_newline = match self.first_newline {
@@ -107,7 +107,7 @@ impl ByteQueue {
 
     /// Where the first newline is, if any. Amortised O(1) per byte pushed:
     /// what was searched is remembered until it leaves the queue.
-    pub(crate) fn first_newline(&mut self) -> Option<usize> {
+    pub fn first_newline(&mut self) -> Option<usize> {
         match self.first_newline {
             FirstNewline::At(p) => Some(p),
             FirstNewline::NoneBefore(k) => {
@@ -122,14 +122,14 @@ impl ByteQueue {
     }
 
     /// The byte at `index` (which must be queued).
-    pub(crate) fn get(&self, index: usize) -> u8 {
+    pub fn get(&self, index: usize) -> u8 {
         self.buf[index]
     }
 
     /// Where the first newline at or after `from` is, if any. Searches
     /// from `from` on (the caller removes what it searched; see
     /// [`ByteQueue::first_newline`] for the search it repeats).
-    pub(crate) fn find_newline(&mut self, from: usize) -> Option<usize> {
+    pub fn find_newline(&mut self, from: usize) -> Option<usize> {
         match self.first_newline {
             FirstNewline::At(p) if p >= from => Some(p),
             FirstNewline::NoneBefore(k) if k > from => {
@@ -159,18 +159,18 @@ impl ByteQueue {
     /// Bytes searched for newlines so far (up to and including the one
     /// found): the work whole-line drops spent here (for the tests).
     #[cfg(any(test, feature = "model"))]
-    pub(crate) fn scanned(&self) -> u64 {
+    pub fn scanned(&self) -> u64 {
         self.scanned
     }
 
     /// Removes the bytes at `start..end`.
-    pub(crate) fn remove_range(&mut self, start: usize, end: usize) {
+    pub fn remove_range(&mut self, start: usize, end: usize) {
         self.buf.drain(start..end);
         self.forget_from(start);
     }
 
     /// Keeps the `len` oldest bytes.
-    pub(crate) fn truncate(&mut self, len: usize) {
+    pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
         self.forget_from(len);
     }
@@ -185,14 +185,14 @@ impl ByteQueue {
     }
 
     /// The same storage, empty and with its counter at 0, for a new owner.
-    pub(crate) fn recycle(mut self) -> Self {
+    pub fn recycle(mut self) -> Self {
         self.clear();
         self.scanned = 0;
         self
     }
 
     /// Removes everything; returns how many bytes were removed.
-    pub(crate) fn clear(&mut self) -> usize {
+    pub fn clear(&mut self) -> usize {
         let n = self.buf.len();
         self.buf.clear();
         self.first_newline = FirstNewline::NoneBefore(0);

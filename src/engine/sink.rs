@@ -426,10 +426,10 @@ impl Sink {
     /// Queues `data` on a lines-mode `Drop` sink, discarding whole lines to
     /// make room. Returns how many bytes (queued or of `data`) were
     /// discarded, and what becomes of the output that follows.
-    fn enqueue_lines(&mut self, data: &[u8], head: Head, tail: Tail) -> (usize, Tail) {
+    fn enqueue_lines(&mut self, data: &[u8], head: Head, arriving: Tail) -> (usize, Tail) {
         let before = self.queue.len() + data.len();
         let mut data = data;
-        if tail == Tail::Skipping {
+        if arriving == Tail::Skipping {
             let found = memchr::memchr(b'\n', data);
             self.data_scanned += found.map_or(data.len(), |p| p + 1) as u64;
             match found {

@@ -228,7 +228,9 @@ unsafe fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
     }
     // SAFETY: NULL or a readable sink configuration per this function's
     // contract; its size is checked before it is read as one.
-    unsafe { super::boundary::config_from_ptr(config.sinks)? };
+    unsafe {
+        super::boundary::config_from_ptr(config.sinks)?;
+    }
     // SAFETY: the first element is a cmx_sink_config of this library's
     // size, so the caller's array has this library's stride, and `n_sinks`
     // (checked <= 8) elements are readable per this function's contract.

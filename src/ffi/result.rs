@@ -138,7 +138,7 @@ impl core::fmt::Display for cmx_result {
 impl std::error::Error for cmx_result {}
 
 /// Returns a static, NUL-terminated English description of `result` (any
-/// value; unknown and retired values get "unknown cmx_result value"). The
+/// value; unknown and retired values get `unknown cmx_result value`). The
 /// string lives for the whole program and must not be freed.
 #[no_mangle]
 pub extern "C" fn cmx_result_str(result: u32) -> *const c_char {

@@ -115,10 +115,8 @@ impl Mux {
                 len: usize::MAX,
             };
             // SAFETY: live mux, writable out.
-            assert_eq!(
-                unsafe { cmx_mux_poll_transmit(self.raw, &mut t) },
-                cmx_result::Ok
-            );
+            let polled = unsafe { cmx_mux_poll_transmit(self.raw, &mut t) };
+            assert_eq!(polled, cmx_result::Ok);
             if t.len == 0 {
                 assert!(t.data.is_null(), "len 0 but data {:?}", t.data);
                 return self.sync_watches_and_events();
@@ -138,10 +136,8 @@ impl Mux {
     fn sync_watches_and_events(&mut self) {
         let mut mask = u32::MAX;
         // SAFETY: live mux, writable out.
-        assert_eq!(
-            unsafe { cmx_mux_watch_mask(self.raw, &mut mask) },
-            cmx_result::Ok
-        );
+        let masked = unsafe { cmx_mux_watch_mask(self.raw, &mut mask) };
+        assert_eq!(masked, cmx_result::Ok);
         assert_eq!(mask >> self.n_sinks(), 0, "watch mask {mask:#x}");
         for (k, w) in self.ctx.watching.iter_mut().enumerate() {
             let want = mask & (1 << k) != 0;
@@ -153,10 +149,8 @@ impl Mux {
         loop {
             let mut ev = cmx_frontend_event::Break;
             // SAFETY: live mux, writable out.
-            assert_eq!(
-                unsafe { cmx_mux_poll_event(self.raw, &mut ev) },
-                cmx_result::Ok
-            );
+            let evented = unsafe { cmx_mux_poll_event(self.raw, &mut ev) };
+            assert_eq!(evented, cmx_result::Ok);
             match ev {
                 cmx_frontend_event::None => break,
                 cmx_frontend_event::Writable => self.ctx.woken += 1,
@@ -169,10 +163,8 @@ impl Mux {
                 ..cmx_sink_report::default()
             };
             // SAFETY: live mux, writable out.
-            assert_eq!(
-                unsafe { cmx_mux_poll_sink_report(self.raw, &mut r) },
-                cmx_result::Ok
-            );
+            let reported = unsafe { cmx_mux_poll_sink_report(self.raw, &mut r) };
+            assert_eq!(reported, cmx_result::Ok);
             if r.kind == cmx_sink_report_kind::None as u32 {
                 assert_eq!(r, cmx_sink_report::default(), "NONE with fields set");
                 return;
@@ -307,7 +299,7 @@ impl Mux {
     pub fn next_slot(&self) -> usize {
         (0..self.n_sinks())
             .find(|&i| self.try_stats(i).is_none())
-            .unwrap_or(self.n_sinks())
+            .unwrap_or_else(|| self.n_sinks())
     }
 
     /// A sink's statistics, or None for a released (or unused) index.
@@ -344,8 +336,8 @@ impl Mux {
                 Ok(sink)
             }
             r => {
-                if let Some(fd) = self.ctx.fds.get_mut(slot) {
-                    *fd = -1;
+                if let Some(unused) = self.ctx.fds.get_mut(slot) {
+                    *unused = -1;
                 }
                 Err(r)
             }
@@ -401,6 +393,8 @@ impl Mux {
 impl Drop for Mux {
     fn drop(&mut self) {
         // SAFETY: `raw` came from cmx_mux_new and is freed once, here.
-        unsafe { cmx_mux_free(self.raw) };
+        unsafe {
+            cmx_mux_free(self.raw);
+        }
     }
 }

@@ -399,7 +399,7 @@ impl Model {
             Err(TransmitError::NoSuchSink(i))
         );
         assert_eq!(m.sink_state(i), Err(NoSuchSink(i)));
-        assert!(m.stats(i).is_err());
+        assert_eq!(m.stats(i), Err(NoSuchSink(i)));
     }
 
     /// The frontend offers `len` bytes of the stream.
@@ -421,7 +421,7 @@ impl Model {
         } else if self.deadline.is_none()
             && self
                 .last_out
-                .map_or(true, |t| now.saturating_sub(t) >= self.coalesce)
+                .is_none_or(|t| now.saturating_sub(t) >= self.coalesce)
         {
             // Quiet for a whole window: out at once.
             self.last_out = Some(now);
@@ -523,7 +523,7 @@ impl Model {
         let n = self.slots();
         let free = (0..n).find(|&i| self.life[i] == Life::Vacant);
         let was_open = self.mux.frontend_open();
-        if let Some(i) = free.or((n < MAX_SINKS).then_some(n)) {
+        if let Some(i) = free.or_else(|| (n < MAX_SINKS).then_some(n)) {
             // What the slot's previous sink got is history.
             self.io.received[i].clear();
             self.io.behaviour[i] = Behaviour::Open;
@@ -736,6 +736,26 @@ impl Model {
 
     /// Checks the invariants that hold after every step.
     pub fn check(&self) {
+        self.check_frontend();
+        let mut connected = false;
+        for i in 0..self.slots() {
+            let life = self.life[i];
+            assert_eq!(self.mux.sink_state(i).ok(), life.state(), "sink {i}");
+            if life == Life::Vacant {
+                assert!(!self.io.watching[i], "released sink {i} still watched");
+                continue;
+            }
+            connected |= life.connected();
+            self.check_counters(i);
+            if life != Life::Closed {
+                self.check_received(i);
+            }
+        }
+        assert_eq!(self.mux.frontend_open(), connected);
+    }
+
+    /// The deadline, the room for a write, the input and the offers.
+    fn check_frontend(&self) {
         assert_eq!(
             self.mux.poll_timeout(),
             self.deadline,
@@ -764,92 +784,88 @@ impl Model {
                 0
             )
         );
-        let mut connected = false;
-        for i in 0..self.slots() {
-            let life = self.life[i];
-            assert_eq!(self.mux.sink_state(i).ok(), life.state(), "sink {i}");
-            if life == Life::Vacant {
-                assert!(!self.io.watching[i], "released sink {i} still watched");
-                continue;
-            }
-            let st = self.stats(i);
-            let cfg = self.configs[i];
-            let conn = &self.conns[i];
+    }
+
+    /// Sink `i`'s counters agree with each other and with its configuration.
+    fn check_counters(&self, i: usize) {
+        let (st, cfg, life) = (self.stats(i), self.configs[i], self.life[i]);
+        assert_eq!(
+            st.offered,
+            st.delivered + st.queued + st.dropped,
+            "sink {i}"
+        );
+        assert_eq!(self.mux.overflow(i), Ok(cfg.overflow));
+        assert_eq!(st.drop_episodes, self.episodes_reported[i], "sink {i}");
+        if !cfg.drop_notice {
             assert_eq!(
-                st.offered,
-                st.delivered + st.queued + st.dropped,
-                "sink {i}"
+                (st.notices, st.notice_bytes),
+                (0, 0),
+                "sink {i}: unasked notice"
             );
-            assert_eq!(self.mux.overflow(i), Ok(cfg.overflow));
-            assert_eq!(st.drop_episodes, self.episodes_reported[i], "sink {i}");
-            if !cfg.drop_notice {
-                assert_eq!(
-                    (st.notices, st.notice_bytes),
-                    (0, 0),
-                    "sink {i}: unasked notice"
-                );
-            }
-            // Whole-line drops search each byte a bounded number of times
-            // (issue 17, item 1); nothing else searches at all.
-            let scanned = self.mux.scanned_bytes(i).unwrap();
-            if cfg.overflow == Overflow::Drop && cfg.drop_unit == DropUnit::Lines {
-                assert!(
-                    scanned <= 5 * st.offered,
-                    "sink {i}: {scanned} bytes searched for {} offered",
-                    st.offered
-                );
-            } else {
-                assert_eq!(scanned, 0, "sink {i} searched for newlines");
-            }
-            connected |= life.connected();
-            if matches!(life, Life::Closed | Life::Detached) {
-                assert_eq!(st.queued, 0, "sink {i} ({life:?}) has a queue");
-            }
-            if life == Life::Closed {
-                assert!(self.io.received[i].is_empty());
-                continue;
-            }
-            let (got, notices) =
-                strip_notices(&self.io.received[i], st.notice_bytes - conn.notice_bytes0);
-            assert_eq!(
-                st.delivered - conn.delivered0 + st.notice_bytes - conn.notice_bytes0,
-                self.io.received[i].len() as u64,
-                "sink {i}"
-            );
-            assert_eq!(notices, st.notices - conn.notices0, "sink {i}: notices");
-            if self.io.watching[i] {
-                // (or with a notice to write)
-                assert!(
-                    st.queued > 0 || cfg.drop_notice,
-                    "sink {i} watched with an empty queue"
-                );
-            } else if st.queued > 0 {
-                assert!(
-                    self.deadline.is_some(),
-                    "sink {i}: queued bytes nobody will flush"
-                );
-            }
-            match (life, cfg.overflow) {
-                (Life::Open | Life::Detaching, Overflow::Block) => {
-                    assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
-                    assert_eq!(&conn.expected[..got.len()], &got[..], "block sink {i}");
-                    assert_eq!(got.len() as u64 + st.queued, conn.expected.len() as u64);
-                }
-                (Life::Open, Overflow::Drop) => {
-                    assert_eq!(st.offered - conn.offered0, conn.expected.len() as u64);
-                    assert!(is_subsequence(&got, &conn.expected), "drop sink {i}");
-                    if cfg.drop_unit == DropUnit::Lines && self.cap >= MAX_LINE {
-                        assert!(
-                            whole_lines_in_order(&got, &conn.expected),
-                            "drop sink {i} (lines) cut a line: got {got:?}, stream {:?}",
-                            conn.expected
-                        );
-                    }
-                }
-                (_, _) => assert!(is_subsequence(&got, &conn.expected), "sink {i} ({life:?})"),
-            }
         }
-        assert_eq!(self.mux.frontend_open(), connected);
+        // Whole-line drops search each byte a bounded number of times
+        // (issue 17, item 1); nothing else searches at all.
+        let scanned = self.mux.scanned_bytes(i).unwrap();
+        if cfg.overflow == Overflow::Drop && cfg.drop_unit == DropUnit::Lines {
+            assert!(
+                scanned <= 5 * st.offered,
+                "sink {i}: {scanned} bytes searched for {} offered",
+                st.offered
+            );
+        } else {
+            assert_eq!(scanned, 0, "sink {i} searched for newlines");
+        }
+        if matches!(life, Life::Closed | Life::Detached) {
+            assert_eq!(st.queued, 0, "sink {i} ({life:?}) has a queue");
+        }
+        if life == Life::Closed {
+            assert!(self.io.received[i].is_empty());
+        }
+        if self.io.watching[i] {
+            // (or with a notice to write)
+            assert!(
+                st.queued > 0 || cfg.drop_notice,
+                "sink {i} watched with an empty queue"
+            );
+        } else if st.queued > 0 {
+            assert!(
+                self.deadline.is_some(),
+                "sink {i}: queued bytes nobody will flush"
+            );
+        }
+    }
+
+    /// What sink `i` received on its connection is what it must have.
+    fn check_received(&self, i: usize) {
+        let (st, cfg, life) = (self.stats(i), self.configs[i], self.life[i]);
+        let conn = &self.conns[i];
+        let (got, notices) =
+            strip_notices(&self.io.received[i], st.notice_bytes - conn.notice_bytes0);
+        assert_eq!(
+            st.delivered - conn.delivered0 + st.notice_bytes - conn.notice_bytes0,
+            self.io.received[i].len() as u64,
+            "sink {i}"
+        );
+        assert_eq!(notices, st.notices - conn.notices0, "sink {i}: notices");
+        match (life, cfg.overflow) {
+            (Life::Open | Life::Detaching, Overflow::Block) => {
+                assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
+                assert_eq!(&conn.expected[..got.len()], &got[..], "block sink {i}");
+                assert_eq!(got.len() as u64 + st.queued, conn.expected.len() as u64);
+            }
+            (Life::Open, Overflow::Drop) => {
+                assert_eq!(st.offered - conn.offered0, conn.expected.len() as u64);
+                assert!(is_subsequence(&got, &conn.expected), "drop sink {i}");
+                if cfg.drop_unit == DropUnit::Lines && self.cap >= MAX_LINE {
+                    assert!(
+                        whole_lines_in_order(&got, &conn.expected),
+                        "drop sink {i} (lines) cut a line: got {got:?}, stream {:?}",
+                        conn.expected
+                    );
+                }
+            }
+            (_, _) => assert!(is_subsequence(&got, &conn.expected), "sink {i} ({life:?})"),
+        }
     }
 
     /// Lets every sink drain and checks the end-of-run promises.

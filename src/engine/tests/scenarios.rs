@@ -159,9 +159,9 @@ fn frontend_sees_opened_for_the_first_sink_and_closed_for_the_last() {
     m.sink_event_p(&mut io, 1, SinkEvent::Closed).unwrap();
     assert_eq!(io.events, [FrontendEvent::Closed]);
 
-    let (_m, io) = mux(&[Drop, Block], 8);
+    let (_m, io2) = mux(&[Drop, Block], 8);
     assert_eq!(
-        io.events,
+        io2.events,
         [FrontendEvent::Opened],
         "open at creation counts"
     );
@@ -244,21 +244,29 @@ fn bad_configurations_are_refused() {
     let err = |cfg: Config| Mux::new(cfg).unwrap_err();
     assert_eq!(err(Config::new(0)), ConfigError::NoSinks);
     assert_eq!(err(Config::new(9)), ConfigError::TooManySinks(9));
-    let mut c = Config::new(2);
-    c.input = Some(2);
+    let c = Config {
+        input: Some(2),
+        ..Config::new(2)
+    };
     assert_eq!(err(c), ConfigError::InputOutOfRange { input: 2, sinks: 2 });
-    let mut c = Config::new(2);
-    c.queue_capacity = 0;
-    assert_eq!(err(c), ConfigError::ZeroQueueCapacity);
-    let mut c = Config::new(2);
-    c.queue_capacity = MAX_QUEUE_CAPACITY + 1;
+    let zero = Config {
+        queue_capacity: 0,
+        ..Config::new(2)
+    };
+    assert_eq!(err(zero), ConfigError::ZeroQueueCapacity);
+    let huge = Config {
+        queue_capacity: MAX_QUEUE_CAPACITY + 1,
+        ..Config::new(2)
+    };
     assert_eq!(
-        err(c),
+        err(huge),
         ConfigError::QueueCapacityTooLarge(MAX_QUEUE_CAPACITY + 1)
     );
-    let mut c = Config::new(2);
-    c.replay_capacity = c.queue_capacity + 1;
-    assert!(matches!(err(c), ConfigError::ReplayTooLarge { .. }));
+    let replay = Config {
+        replay_capacity: DEFAULT_QUEUE_CAPACITY + 1,
+        ..Config::new(2)
+    };
+    assert!(matches!(err(replay), ConfigError::ReplayTooLarge { .. }));
     assert_eq!(
         ConfigError::TooManySinks(9).to_string(),
         "9 sinks given, at most 8 are supported"
@@ -273,7 +281,7 @@ fn unknown_sink_indexes_are_refused() {
         m.sink_event_p(&mut io, usize::MAX, SinkEvent::Opened),
         Err(NoSuchSink(usize::MAX))
     );
-    assert!(m.stats(8).is_err());
+    assert_eq!(m.stats(8), Err(NoSuchSink(8)));
 }
 
 /// QEMU's `qemu_chr_fe_write_all()` spins on a refused write while holding
