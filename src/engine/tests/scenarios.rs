@@ -325,3 +325,33 @@ fn a_stalled_drop_sink_never_refuses_a_write() {
     let st = m.stats(0).unwrap();
     assert_eq!((st.queued, st.dropped), (16, 1000 - 16));
 }
+
+/// Issue 17, items 4 and 9a: being detached is a state of the engine's own
+/// (not a flag next to `Open`): a stalled `block` sink with a backlog is
+/// `Detaching` while it drains, then `Detached` with one report; a closed
+/// sink, or an open one with nothing queued, is `Detached` at once.
+#[test]
+fn detaching_and_detached_are_states_of_the_engine() {
+    let (mut m, mut io) = mux(&[Block, Block, Block], 8);
+    io.behaviour[1] = Behaviour::Stalled;
+    write_all(&mut m, &mut io, b"abcdef");
+    assert_eq!(m.detach(1), Ok(6));
+    assert_eq!(m.sink_state(1), Ok(SinkState::Detaching));
+    assert_eq!(m.poll_sink_report(), None);
+    io.behaviour[1] = Behaviour::Partial(4);
+    m.sink_writable_p(&mut io, 1).unwrap();
+    assert_eq!(io.received[1], b"abcdef");
+    assert_eq!(m.sink_state(1), Ok(SinkState::Detached));
+    assert_eq!(io.reports, [SinkReport::Detached { sink: 1 }]);
+    // Nothing queued: detached at once.
+    m.sink_event_p(&mut io, 2, SinkEvent::Closed).unwrap();
+    assert_eq!(m.detach(2), Ok(0));
+    assert_eq!(m.sink_state(2), Ok(SinkState::Detached));
+    assert_eq!(m.poll_sink_report(), Some(SinkReport::Detached { sink: 2 }));
+    // A detached sink heeds no event, and cannot become the input.
+    m.sink_event_p(&mut io, 2, SinkEvent::Opened).unwrap();
+    assert_eq!(m.sink_state(2), Ok(SinkState::Detached));
+    assert_eq!(m.set_input(Some(2)), Err(NoSuchSink(2)));
+    assert_eq!(m.release(2).map(|st| st.queued), Ok(0));
+    assert_eq!(m.sink_state(2), Err(NoSuchSink(2)));
+}
