@@ -922,6 +922,9 @@ impl Mux {
 
     /// Reports a drop episode of `sink` (a live sink) that started or ended.
     fn report_episode(&mut self, sink: usize, change: EpisodeChange) {
+        if change == EpisodeChange::None {
+            return;
+        }
         if let Ok(s) = self.sink(sink) {
             let (unit, dropped) = (s.drop_unit(), s.stats.dropped);
             self.push_episode(sink, change, unit, dropped);

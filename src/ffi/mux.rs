@@ -7,8 +7,8 @@ use core::mem::{offset_of, size_of};
 use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert, const_assert_eq};
 
 use super::boundary::{
-    ffi_panic_boundary, guard, try_config_from_ptr, try_ffi, try_mut_from_ptr,
-    try_opt_mut_from_ptr, try_ref_from_ptr, SizedConfig,
+    ffi_panic_boundary, try_config_from_ptr, try_ffi, try_mut_from_ptr, try_opt_mut_from_ptr,
+    try_ref_from_ptr, SizedConfig,
 };
 use super::enums::{cmx_drop_unit, cmx_overflow, cmx_sink_state};
 use super::result::cmx_result;
@@ -189,15 +189,18 @@ mod sizes {
 }
 
 /// Runs `f` on the multiplexer for one call that changes it: a poisoned
-/// multiplexer is refused, and a panic poisons it.
+/// multiplexer is refused, and a panic in `f` poisons it. Called inside
+/// the exported function's [`ffi_panic_boundary!`], which catches the
+/// panic: the multiplexer is marked poisoned for the length of the call
+/// and unmarked when `f` returns, so one that unwound stays poisoned, at
+/// the cost of no second `catch_unwind`.
 pub(crate) fn with_mux(m: &mut cmx_mux, f: impl FnOnce(&mut Mux) -> cmx_result) -> cmx_result {
     if m.poisoned.get() {
         return cmx_result::Panic;
     }
-    let r = guard(|| f(&mut m.engine));
-    if r == cmx_result::Panic {
-        m.poisoned.set(true);
-    }
+    m.poisoned.set(true);
+    let r = f(&mut m.engine);
+    m.poisoned.set(r == cmx_result::Panic);
     r
 }
 
@@ -206,10 +209,9 @@ pub(crate) fn with_mux_ref(m: &cmx_mux, f: impl FnOnce(&Mux) -> cmx_result) -> c
     if m.poisoned.get() {
         return cmx_result::Panic;
     }
-    let r = guard(|| f(&m.engine));
-    if r == cmx_result::Panic {
-        m.poisoned.set(true);
-    }
+    m.poisoned.set(true);
+    let r = f(&m.engine);
+    m.poisoned.set(r == cmx_result::Panic);
     r
 }
 
