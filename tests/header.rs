@@ -41,3 +41,24 @@ fn committed_header_matches_cbindgen_output() {
          `cbindgen --config cbindgen.toml --output include/chardev_multiplex.h`"
     );
 }
+
+/// Issue 17, item 5: the fd helper's result is an fd the caller owns, so
+/// ignoring it leaks: the header makes that a warning, as for every
+/// `cmx_result`.
+#[test]
+fn results_that_must_not_be_ignored_are_must_use_in_c() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(root.join("include/chardev_multiplex.h")).unwrap();
+    assert!(
+        header.contains("CMX_MUST_USE int cmx_fd_dup_flags(int fd, int flags);"),
+        "cmx_fd_dup_flags is not CMX_MUST_USE"
+    );
+    for line in header
+        .lines()
+        .filter(|l| l.contains(" cmx_mux_") && l.ends_with(");"))
+    {
+        if line.starts_with("cmx_result ") {
+            panic!("a cmx_result that may be ignored: {line}");
+        }
+    }
+}
