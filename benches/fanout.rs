@@ -68,10 +68,23 @@
 //! `CMX_BENCH_SIZES` (default `4096,1`), `CMX_BENCH_N` (default `1,2,8`) and
 //! `CMX_BENCH_REPEATS` pick configurations; `CMX_BENCH_ONLY` (a comma-separated
 //! list of `write`, `buffered`, `mux`, `mux1ms`, or `baseline` for the first
-//! two) runs some contenders only, e.g. for profiling; `CMX_BENCH_VERBOSE=1`
+//! two, and `stalled` for the second table) runs some contenders only, e.g. for profiling; `CMX_BENCH_VERBOSE=1`
 //! prints the multiplexer's system-call counts per run.
 //!
 //! MiB/s is what the frontend wrote per second; every sink received all of it.
+//!
+//! A second table, "stalled drop viewer", measures what one 1-byte
+//! `cmx_mux_write()` costs when the only sink is a stalled `drop` viewer
+//! whose queue is full: in `bytes` and in `lines` mode, with queues of
+//! 64 KiB, 1 MiB and 16 MiB. The viewer took the first byte of a line (so
+//! that, in lines mode, the rest of that line is kept whole) and then
+//! pushed back (EAGAIN); the queue is then filled with one line that has
+//! no newline, and every later byte makes room by dropping. The cost per
+//! write must not grow with the queue. Each round builds a new multiplexer,
+//! fills it, and times batches of writes (doubling) until a batch takes at
+//! least 20 ms; the table gives ns per write, median (min-max) over
+//! `CMX_BENCH_REPEATS` rounds. No system calls are made: this is the
+//! library alone. `CMX_BENCH_ONLY=stalled` runs only this table.
 //!
 //! Run with `cargo bench --bench fanout` (release profile).
 
@@ -86,7 +99,7 @@ use chardev_multiplex::ffi::*;
 const MIB: f64 = 1024.0 * 1024.0;
 /// The ratio (mux over baseline) the library aims for.
 const TARGET: f64 = 0.9;
-/// CMX_BENCH_VERBOSE, once the warm-up is over.
+/// `CMX_BENCH_VERBOSE`, once the warm-up is over.
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
 fn env_bytes(name: &str, default: usize) -> usize {
@@ -189,7 +202,10 @@ impl Setup {
     }
 
     fn fds(&self) -> Vec<RawFd> {
-        self.ours.iter().map(|f| f.as_raw_fd()).collect()
+        self.ours
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect()
     }
 
     /// Closes our ends, joins the readers, checks their counts.
@@ -287,7 +303,7 @@ struct Driver {
     woken: bool,
     pfds: Vec<libc::pollfd>,
     idx: Vec<usize>,
-    /// Counters for CMX_BENCH_VERBOSE.
+    /// Counters for `CMX_BENCH_VERBOSE`.
     writes: u64,
     short_writes: u64,
     eagain: u64,
@@ -387,7 +403,7 @@ impl Driver {
         }
         self.polls += 1;
         // SAFETY: `pfds` is a valid pollfd array.
-        let r = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as _, -1) };
+        let r = unsafe { libc::poll(self.pfds.as_mut_ptr(), self.pfds.len() as u64, -1) };
         if r < 0 {
             assert_eq!(errno(), libc::EINTR);
             return true;
@@ -426,7 +442,9 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // SAFETY: created by cmx_mux_new, freed once.
-        unsafe { cmx_mux_free(self.mux) };
+        unsafe {
+            cmx_mux_free(self.mux);
+        }
     }
 }
 
@@ -439,6 +457,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
     }
     let sinks = vec![
         cmx_sink_config {
+            size: std::mem::size_of::<cmx_sink_config>(),
             overflow: cmx_overflow::Block as u32,
             open: true,
             input: false,
@@ -448,6 +467,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
         n
     ];
     let cfg = cmx_mux_config {
+        size: std::mem::size_of::<cmx_mux_config>(),
         sinks: sinks.as_ptr(),
         n_sinks: n,
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
@@ -532,6 +552,126 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
         );
     }
     elapsed
+}
+
+/// A multiplexer whose only sink is a stalled `drop` viewer with a full
+/// queue of `queue` bytes (see the module doc), in `lines` or `bytes` mode.
+fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
+    let sinks = [cmx_sink_config {
+        size: std::mem::size_of::<cmx_sink_config>(),
+        overflow: cmx_overflow::Drop as u32,
+        open: true,
+        input: false,
+        drop_unit: if lines {
+            cmx_drop_unit::Lines
+        } else {
+            cmx_drop_unit::Bytes
+        } as u32,
+        drop_notice: false,
+    }];
+    let cfg = cmx_mux_config {
+        size: std::mem::size_of::<cmx_mux_config>(),
+        sinks: sinks.as_ptr(),
+        n_sinks: 1,
+        queue_capacity: queue,
+        replay_capacity: 0,
+        coalesce_ns: 0,
+    };
+    let mut d = Driver::new(&cfg, vec![-1]);
+    let write = |drv: &Driver, data: &[u8]| {
+        let mut acc = 0usize;
+        // SAFETY: live mux, valid buffers.
+        let r = unsafe { cmx_mux_write(drv.mux, data.as_ptr(), data.len(), &mut acc) };
+        assert_eq!((r, acc), (cmx_result::Ok, data.len()));
+    };
+    let transmit = |drv: &Driver, result: isize| {
+        let mut t = cmx_transmit {
+            sink: 0,
+            data: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: live mux, writable out.
+        ok(
+            unsafe { cmx_mux_poll_transmit(drv.mux, &mut t) },
+            "poll_transmit",
+        );
+        assert!(t.len > 0);
+        // SAFETY: live mux.
+        ok(
+            unsafe { cmx_mux_transmitted(drv.mux, 0, result) },
+            "transmitted",
+        );
+    };
+    // The viewer takes the first byte of a line, then pushes back.
+    write(&d, b"ab");
+    transmit(&d, 1);
+    transmit(&d, -(libc::EAGAIN as isize));
+    // One line with no newline fills the queue.
+    let line = vec![b'x'; 64 << 10];
+    let mut left = queue;
+    while left > 0 {
+        let n = left.min(line.len());
+        write(&d, &line[..n]);
+        left -= n;
+    }
+    d.drain();
+    d
+}
+
+/// ns per 1-byte `cmx_mux_write()` into [`stalled_drop_viewer`], one round.
+fn stalled_write_ns(queue: usize, lines: bool) -> f64 {
+    let d = stalled_drop_viewer(queue, lines);
+    let byte = [b'y'];
+    let mut batch = 1u64;
+    let mut written = 0u64;
+    let ns = loop {
+        let t0 = Instant::now();
+        for _ in 0..batch {
+            let mut acc = 0usize;
+            // SAFETY: live mux, valid buffers.
+            let r = unsafe { cmx_mux_write(d.mux, byte.as_ptr(), 1, &mut acc) };
+            assert!(r == cmx_result::Ok && acc == 1, "write: {r:?}, {acc}");
+        }
+        let dt = t0.elapsed();
+        written += batch;
+        if dt >= Duration::from_millis(20) {
+            break dt.as_nanos() as f64 / batch as f64;
+        }
+        batch *= 2;
+    };
+    // Every byte past the queue's capacity was dropped and counted, and
+    // the viewer was never offered anything again.
+    let mut st = cmx_sink_stats::default();
+    // SAFETY: live mux, writable out.
+    ok(unsafe { cmx_mux_sink_stats(d.mux, 0, &mut st) }, "stats");
+    assert_eq!(st.offered, 2 + queue as u64 + written);
+    assert_eq!(st.offered, st.delivered + st.queued + st.dropped);
+    assert_eq!(st.delivered, 1);
+    assert!(st.queued as usize <= queue);
+    ns
+}
+
+/// The "stalled drop viewer" table.
+fn stalled_table(rounds: usize) {
+    println!();
+    println!(
+        "stalled drop viewer: one 1-byte cmx_mux_write() into a full queue, ns per write, \
+         median (min-max) over {rounds} rounds"
+    );
+    println!("{:>10}  {:<6} {:>30}", "queue", "unit", "ns per write");
+    // Untimed warm-up (page faults, lazy binding), as for the fan-out table.
+    stalled_write_ns(64 << 10, false);
+    for queue in [64 << 10, 1 << 20, 16 << 20] {
+        for lines in [false, true] {
+            let v: Vec<f64> = (0..rounds)
+                .map(|_| stalled_write_ns(queue, lines))
+                .collect();
+            let (lo, med, hi) = spread(&v);
+            let unit = if lines { "lines" } else { "bytes" };
+            let range = format!("{med:.1} ({lo:.1}-{hi:.1})");
+            println!("{:>10}  {unit:<6} {range:>30}", size_label(queue));
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -654,12 +794,22 @@ fn main() {
             })
     };
     // SAFETY: ignoring SIGPIPE has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let stalled = only.is_empty() || only.iter().any(|o| o == "stalled");
+    if stalled {
+        stalled_table(rounds);
+        if only.iter().all(|o| o == "stalled") && !only.is_empty() {
+            return;
+        }
+        println!();
+    }
 
     println!(
         "fan-out to N AF_UNIX socketpairs, one reader thread each; {} CPUs; {rounds} rounds per \
          configuration, each contender once per round, order rotating",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     println!(
         "bytes per sink and run: {} MiB with 4 KiB writes (CMX_BENCH_BYTES), {} MiB with 1-byte \
@@ -732,7 +882,7 @@ fn main() {
                         n,
                         mux: m.name(buffer),
                         baseline: b.name(buffer),
-                        ratios: mv.iter().zip(bv).map(|(m, b)| m / b).collect(),
+                        ratios: mv.iter().zip(bv).map(|(x, y)| x / y).collect(),
                     });
                 }
             }

@@ -30,6 +30,10 @@ fn fcntl(fd: RawFd, cmd: libc::c_int, arg: libc::c_int) -> io::Result<libc::c_in
 
 /// The metadata of `fd`, which stays owned by the caller.
 fn metadata(fd: RawFd) -> io::Result<std::fs::Metadata> {
+    if fd < 0 {
+        // Not an fd at all (std's File refuses -1 outright).
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
     // SAFETY: the File only borrows `fd` for the fstat: ManuallyDrop keeps it
     // from closing the fd, which the caller owns. A closed fd makes fstat fail
     // with EBADF, which is reported, not undefined behaviour.

@@ -70,8 +70,11 @@ fn viewers_attached_and_detached_mid_stream_lose_and_repeat_nothing() {
     // The released index is used again, with fresh counters.
     let v3 = rig.attach_new(&drop_sink(), false).unwrap();
     assert_eq!(v3, 1);
-    let st = rig.mux.stats(1);
-    assert_eq!((st.offered, st.replayed), (replay as u64, replay as u64));
+    let reused = rig.mux.stats(1);
+    assert_eq!(
+        (reused.offered, reused.replayed),
+        (replay as u64, replay as u64)
+    );
     rig.drain();
     assert_bytes_eq("reused index", rig.received(1), &data[len - replay..]);
 }
@@ -138,7 +141,7 @@ fn whole_lines(got: &[u8], data: &[u8]) -> usize {
         assert!(line.ends_with('\n'), "unfinished line {line:?}");
         assert_eq!(line.len(), 9, "not a whole line: {line:?}");
         let k = u32::from_str_radix(&line[..8], 16).unwrap();
-        assert!(prev.map_or(true, |p| k > p), "line {k:08x} after {prev:?}");
+        assert!(prev.is_none_or(|p| k > p), "line {k:08x} after {prev:?}");
         let at = k as usize * 9;
         assert_eq!(line.as_bytes(), &data[at..at + 9]);
         prev = Some(k);
@@ -168,11 +171,11 @@ fn a_stalled_lines_viewer_gets_whole_lines_and_one_notice() {
     rig.drain();
 
     assert_bytes_eq("log", rig.received(0), &data);
-    let st = rig.mux.stats(1);
-    assert_balanced("viewer", &st);
-    assert_eq!((st.notices, st.drop_episodes), (1, 1), "{st:?}");
-    let notice = format!("\r\n[multiplex: {} bytes dropped]\r\n", st.dropped);
-    assert_eq!(st.notice_bytes, notice.len() as u64);
+    let viewer = rig.mux.stats(1);
+    assert_balanced("viewer", &viewer);
+    assert_eq!((viewer.notices, viewer.drop_episodes), (1, 1), "{viewer:?}");
+    let notice = format!("\r\n[multiplex: {} bytes dropped]\r\n", viewer.dropped);
+    assert_eq!(viewer.notice_bytes, notice.len() as u64);
     let got = rig.received(1);
     let at = got
         .windows(notice.len())
@@ -181,8 +184,8 @@ fn a_stalled_lines_viewer_gets_whole_lines_and_one_notice() {
     let mut rest = got[..at].to_vec();
     rest.extend_from_slice(&got[at + notice.len()..]);
     let lines = whole_lines(&rest, &data);
-    assert_eq!((lines * 9) as u64, st.delivered);
-    assert_eq!(st.delivered + st.dropped, len as u64);
+    assert_eq!((lines * 9) as u64, viewer.delivered);
+    assert_eq!(viewer.delivered + viewer.dropped, len as u64);
     // The last 9000 bytes came after it caught up: all there, in one piece.
     assert!(rest.ends_with(&data[len - 9000..]));
 }
@@ -272,4 +275,42 @@ fn attach_and_detach_refuse_what_they_cannot_do() {
     rig.pump_all(&data);
     rig.drain();
     assert_bytes_eq("log", rig.received(0), &data);
+}
+
+/// A released index is no sink: every call that names it is refused with
+/// `CMX_RESULT_INVALID_SINK`, `cmx_mux_transmitted()` included (issue 17,
+/// item 3: it used to say OK while `cmx_mux_sink_writable()` refused).
+#[test]
+fn every_call_refuses_a_released_index() {
+    let cfg = Cfg::new(&[block(), drop_sink()]);
+    let mut rig = Rig::new(&cfg);
+    rig.pump_all(b"hello\n");
+    rig.mux.release(1).unwrap();
+    let m = &rig.mux;
+    let (mut size, mut st) = (7usize, cmx_sink_stats::default());
+    // SAFETY: live mux, valid out pointers (whole block).
+    let results = unsafe {
+        [
+            ("transmitted 0", cmx_mux_transmitted(m.raw, 1, 0)),
+            ("transmitted n", cmx_mux_transmitted(m.raw, 1, 3)),
+            (
+                "transmitted -EPIPE",
+                cmx_mux_transmitted(m.raw, 1, -(libc::EPIPE as isize)),
+            ),
+            ("sink_writable", cmx_mux_sink_writable(m.raw, 1)),
+            (
+                "sink_event",
+                cmx_mux_sink_event(m.raw, 1, cmx_sink_event::Opened.into()),
+            ),
+            ("sink_stats", cmx_mux_sink_stats(m.raw, 1, &mut st)),
+            ("input_room", cmx_mux_input_room(m.raw, 1, 5, &mut size)),
+            ("input", cmx_mux_input(m.raw, 1, 3, 5, &mut size)),
+            ("set_input", cmx_mux_set_input(m.raw, 1)),
+            ("detach", cmx_mux_detach(m.raw, 1, &mut size)),
+        ]
+    };
+    for (what, r) in results {
+        assert_eq!(r, cmx_result::InvalidSink, "{what} on a released index");
+    }
+    assert_eq!(rig.mux.release(1).err(), Some(cmx_result::InvalidSink));
 }

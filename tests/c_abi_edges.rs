@@ -37,10 +37,8 @@ fn poll(m: &Mux) -> (cmx_transmit, Vec<u8>) {
         len: usize::MAX,
     };
     // SAFETY: live mux, writable out.
-    assert_eq!(
-        unsafe { cmx_mux_poll_transmit(m.raw, &mut t) },
-        cmx_result::Ok
-    );
+    let polled = unsafe { cmx_mux_poll_transmit(m.raw, &mut t) };
+    assert_eq!(polled, cmx_result::Ok);
     let bytes = if t.len == 0 {
         assert!(t.data.is_null());
         Vec::new()
@@ -73,6 +71,14 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
         data: b"x".as_ptr(),
         len: 7,
     };
+    let mut report = cmx_sink_report {
+        kind: 7,
+        ..cmx_sink_report::default()
+    };
+    let mut counters = cmx_mux_counters {
+        frontend_offered: 7,
+        ..cmx_mux_counters::default()
+    };
     let x = b"x".as_ptr();
     let closed = cmx_sink_event::Closed.into();
     // SAFETY: `p` is NULL or live per the contract; the rest are valid.
@@ -100,12 +106,22 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
                 cmx_mux_poll_timeout(p, &mut pending, &mut at),
             ),
             ("handle_timeout", cmx_mux_handle_timeout(p, 0)),
+            ("poll_sink_report", cmx_mux_poll_sink_report(p, &mut report)),
+            ("stats", cmx_mux_stats(p, &mut counters)),
+            ("set_input", cmx_mux_set_input(p, 0)),
+            ("clear_input", cmx_mux_clear_input(p)),
+            ("attach", cmx_mux_attach(p, &block(), &mut size)),
+            ("detach", cmx_mux_detach(p, 0, &mut size)),
+            ("release", cmx_mux_release(p, 0, &mut st)),
         ]
     };
     for (what, r) in results {
         assert_eq!(r, want, "{what}");
     }
-    assert_eq!((t.len, ev, size), (0, cmx_frontend_event::None, 0));
+    // Out-parameters are written only on success.
+    assert_eq!((t.len, ev, size), (7, cmx_frontend_event::Break, 7));
+    assert_eq!((report.kind, counters.frontend_offered), (7, 7));
+    assert_eq!(st, cmx_sink_stats::default());
 }
 
 #[test]
@@ -117,15 +133,15 @@ fn null_pointers_give_null_parameter() {
     unsafe {
         let mut out = dangling;
         assert_eq!(cmx_mux_new(null(), &mut out), NULLP);
-        assert!(out.is_null(), "*out not set to NULL");
+        assert_eq!(out, dangling, "*out written on failure");
         assert_eq!(cmx_mux_new(&c, null_mut()), NULLP);
         // A sink array that is NULL while n_sinks says 2.
         let mut bad = c;
         bad.sinks = null();
         bad.n_sinks = 2;
-        let mut out = dangling;
-        assert_eq!(cmx_mux_new(&bad, &mut out), NULLP);
-        assert!(out.is_null());
+        let mut out2 = dangling;
+        assert_eq!(cmx_mux_new(&bad, &mut out2), NULLP);
+        assert_eq!(out2, dangling);
         // free(NULL) is a no-op.
         cmx_mux_free(null_mut());
     }
@@ -133,6 +149,7 @@ fn null_pointers_give_null_parameter() {
     let m = two_sinks();
     let mut size = 0usize;
     let mut open = false;
+    let mut at = 0u64;
     // SAFETY: every pointer is NULL or valid for the call (whole block).
     unsafe {
         // A NULL multiplexer.
@@ -155,6 +172,18 @@ fn null_pointers_give_null_parameter() {
             (
                 "frontend_open",
                 cmx_mux_frontend_open(p, null_mut(), null_mut()),
+            ),
+            ("poll_sink_report", cmx_mux_poll_sink_report(p, null_mut())),
+            ("stats", cmx_mux_stats(p, null_mut())),
+            ("attach", cmx_mux_attach(p, &block(), null_mut())),
+            ("attach config", cmx_mux_attach(p, null(), &mut size)),
+            (
+                "poll_timeout pending",
+                cmx_mux_poll_timeout(p, null_mut(), &mut at),
+            ),
+            (
+                "poll_timeout deadline",
+                cmx_mux_poll_timeout(p, &mut open, null_mut()),
             ),
         ] {
             assert_eq!(r, NULLP, "{what} with a NULL pointer");
@@ -203,7 +232,7 @@ fn bad_sink_indexes_give_invalid_sink() {
                 cmx_mux_input(m.raw, bad, 3, 5, &mut size),
                 cmx_result::InvalidSink
             );
-            assert_eq!(size, 0, "forward must be 0 on failure");
+            assert_eq!(size, 7, "*forward written on failure");
             assert_eq!(
                 cmx_mux_sink_stats(m.raw, bad, &mut st),
                 cmx_result::InvalidSink
@@ -259,9 +288,9 @@ fn transmitted_without_bytes_handed_out_is_not_offered() {
         (st.state, st.delivered, st.queued, st.write_errors),
         (OPEN, 5, 0, 0)
     );
-    let st = m.stats(1);
+    let st1 = m.stats(1);
     assert_eq!(
-        (st.state, st.delivered, st.queued, st.write_errors),
+        (st1.state, st1.delivered, st1.queued, st1.write_errors),
         (OPEN, 0, 5, 0)
     );
 }
@@ -277,22 +306,21 @@ fn a_report_for_a_sink_that_closed_after_its_bytes_were_handed_out_is_ignored() 
     let r = unsafe { cmx_mux_sink_event(m.raw, 1, cmx_sink_event::Closed.into()) };
     assert_eq!(r, cmx_result::Ok);
     // SAFETY: still valid: the only call since was a sink event for another sink.
-    assert_eq!(
-        unsafe { std::slice::from_raw_parts(t.data, t.len) },
-        b"hello"
-    );
+    let handed_out = unsafe { std::slice::from_raw_parts(t.data, t.len) };
+    assert_eq!(handed_out, b"hello");
     assert_eq!(transmitted(&m, 0, 2), cmx_result::Ok);
     assert_eq!(m.stats(0).delivered, 2);
 
     // Now sink 0's own bytes are out when it closes: the write that failed
     // (the viewer left) is reported after the close and ignored.
-    let (t, bytes) = poll(&m);
-    assert_eq!((t.sink, &bytes[..]), (0, &b"llo"[..]));
+    let (t_own, own) = poll(&m);
+    assert_eq!((t_own.sink, &own[..]), (0, &b"llo"[..]));
     // SAFETY: live mux.
-    let r = unsafe { cmx_mux_sink_event(m.raw, 0, cmx_sink_event::Closed.into()) };
-    assert_eq!(r, cmx_result::Ok);
+    let closed = unsafe { cmx_mux_sink_event(m.raw, 0, cmx_sink_event::Closed.into()) };
+    assert_eq!(closed, cmx_result::Ok);
     assert_eq!(transmitted(&m, 0, -(libc::EPIPE as isize)), cmx_result::Ok);
-    assert_eq!(transmitted(&m, 0, 3), cmx_result::Ok);
+    // Those bytes are reported now: a second report is refused.
+    assert_eq!(transmitted(&m, 0, 3), cmx_result::NotOffered);
     let st = m.stats(0);
     assert_eq!(
         (
@@ -321,8 +349,8 @@ fn poll_transmit_hands_out_the_front_of_the_queue_until_it_is_reported() {
     assert_eq!((t2.data, t2.len), (t1.data, t1.len));
     // A partial write: the rest is the new front, in place (not a copy).
     assert_eq!(transmitted(&m, 0, 2), cmx_result::Ok);
-    let (t3, bytes) = poll(&m);
-    assert_eq!(bytes, b"llo");
+    let (t3, rest) = poll(&m);
+    assert_eq!(rest, b"llo");
     assert_eq!(t3.data, t1.data.wrapping_add(2));
     assert_eq!(transmitted(&m, 0, 1), cmx_result::Ok);
 
@@ -332,12 +360,12 @@ fn poll_transmit_hands_out_the_front_of_the_queue_until_it_is_reported() {
     queue(&m, &more);
     let mut out = Vec::new();
     loop {
-        let (t, bytes) = poll(&m);
+        let (t, front) = poll(&m);
         if t.len == 0 {
             break;
         }
         assert!(t.len as u64 <= m.stats(0).queued);
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(&front);
         assert_eq!(transmitted(&m, 0, t.len as isize), cmx_result::Ok);
     }
     assert_bytes_eq("handed out", &out, &[&b"lo"[..], &more].concat());
@@ -381,9 +409,7 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
                 cmx_sink_config {
                     overflow: 7,
                     open: true,
-                    input: false,
-                    drop_unit: 0,
-                    drop_notice: false,
+                    ..sink_defaults()
                 },
             ]),
             cmx_result::ConfigUnknownOverflow,
@@ -399,14 +425,39 @@ fn each_bad_configuration_gives_its_code_and_a_null_mux() {
     // CONFIG_NO_WRITE_CALLBACK and CONFIG_NO_WATCH_CALLBACK are retired:
     // there are no callbacks to leave out.
 
+    // A `size` that is not sizeof the struct: a header from another
+    // version, or a size left 0.
+    for bad in [0, 8, std::mem::size_of::<cmx_mux_config>() + 8] {
+        let cfg = Cfg::new(&[b]);
+        let mut c = cfg.as_c();
+        c.size = bad;
+        let mut out = std::ptr::NonNull::<cmx_mux>::dangling().as_ptr();
+        // SAFETY: valid pointers for the call.
+        let r = unsafe { cmx_mux_new(&c, &mut out) };
+        assert_eq!(r, cmx_result::ConfigSizeMismatch, "mux config size {bad}");
+        let sinks = [cmx_sink_config { size: bad, ..b }];
+        let with_bad_sink = Cfg::new(&sinks);
+        assert_eq!(
+            Mux::new(&with_bad_sink).err(),
+            Some(cmx_result::ConfigSizeMismatch),
+            "sink config size {bad}"
+        );
+        let mut m = Mux::new(&Cfg::new(&[b])).unwrap();
+        let mut k = 77usize;
+        // SAFETY: live mux, valid pointers.
+        let attached = unsafe { cmx_mux_attach(m.raw, &sinks[0], &mut k) };
+        assert_eq!((attached, k), (cmx_result::ConfigSizeMismatch, 77));
+        m.settle();
+    }
+
     // The limits themselves are accepted.
-    assert!(Mux::new(&Cfg::new(&[b; CMX_MAX_SINKS])).is_ok());
-    assert!(Mux::new(&Cfg::new(&[b]).queue(1).replay(1)).is_ok());
-    assert!(Mux::new(&Cfg::new(&[b]).queue(1000).replay(1000)).is_ok());
+    Mux::new(&Cfg::new(&[b; CMX_MAX_SINKS])).unwrap();
+    Mux::new(&Cfg::new(&[b]).queue(1).replay(1)).unwrap();
+    Mux::new(&Cfg::new(&[b]).queue(1000).replay(1000)).unwrap();
 }
 
 /// Queues that cannot be allocated (here: 8 of 64 MiB in a process whose
-/// address space is limited) are refused with CMX_RESULT_OUT_OF_MEMORY and a
+/// address space is limited) are refused with `CMX_RESULT_OUT_OF_MEMORY` and a
 /// NULL multiplexer, not an abort of the process.
 #[test]
 fn queues_that_cannot_be_allocated_give_out_of_memory_not_an_abort() {
@@ -453,11 +504,11 @@ fn queues_that_cannot_be_allocated_give_out_of_memory_not_an_abort() {
     // Mux::new checks that *out is NULL on failure.
     assert_eq!(Mux::new(&cfg).err(), Some(cmx_result::OutOfMemory));
     // The queues allocated before the failure were given back: two fit again.
-    assert!(Mux::new(&Cfg::new(&[block(); 2]).queue(CMX_MAX_QUEUE_CAPACITY)).is_ok());
+    Mux::new(&Cfg::new(&[block(); 2]).queue(CMX_MAX_QUEUE_CAPACITY)).unwrap();
 }
 
 /// A Rust panic inside an exported function is caught, reported as
-/// CMX_RESULT_PANIC and poisons that multiplexer only; it does not abort the
+/// `CMX_RESULT_PANIC` and poisons that multiplexer only; it does not abort the
 /// process, and the multiplexer can still be freed.
 ///
 /// The one panic a caller can cause without breaking a documented contract:
@@ -483,9 +534,9 @@ fn a_panic_inside_a_call_is_caught_and_poisons_only_that_multiplexer() {
     assert_eq!((r, size), (cmx_result::Ok, 0));
     assert_eq!(m.stats(0).input_discarded, u64::MAX);
     // SAFETY: as above.
-    let r = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
+    let again = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
     assert_eq!(
-        r,
+        again,
         cmx_result::Panic,
         "the counter overflow was not a caught panic"
     );
@@ -493,10 +544,12 @@ fn a_panic_inside_a_call_is_caught_and_poisons_only_that_multiplexer() {
 
     // Every later call on it is refused, the one that panicked too.
     // SAFETY: a live (poisoned) multiplexer with two sinks.
-    unsafe { assert_every_call_returns(p, cmx_result::Panic) };
+    unsafe {
+        assert_every_call_returns(p, cmx_result::Panic);
+    }
     // SAFETY: as above.
-    let r = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
-    assert_eq!(r, cmx_result::Panic);
+    let later = unsafe { cmx_mux_input(p, 0, 1, 0, &mut size) };
+    assert_eq!(later, cmx_result::Panic);
     // The process goes on, and so does every other multiplexer.
     assert_eq!(bystander.mux.write(b"still here"), (cmx_result::Ok, 10));
     assert_eq!(bystander.collect(0), b"still here");
@@ -512,7 +565,6 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::NullParameter, 1),
         (R::Panic, 2),
         (R::WouldBlock, 3),
-        (R::ReentrantCall, 4),
         (R::InvalidSink, 5),
         (R::InvalidEvent, 6),
         (R::NotOffered, 7),
@@ -526,11 +578,10 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::ConfigQueueTooLarge, 104),
         (R::ConfigReplayTooLarge, 105),
         (R::ConfigUnknownOverflow, 106),
-        (R::ConfigNoWriteCallback, 107),
-        (R::ConfigNoWatchCallback, 108),
         (R::ConfigCoalesceTooLong, 109),
         (R::ConfigUnknownDropUnit, 110),
         (R::ConfigNoticeOnBlockSink, 111),
+        (R::ConfigSizeMismatch, 112),
     ];
     assert_enum(R::ALL, &stable);
     let text = |r: u32| {
@@ -548,7 +599,7 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
     let unknown = text(11);
     assert_eq!(unknown, "unknown cmx_result value");
     assert!(!seen.contains(&unknown));
-    for v in [99, 112, u32::MAX] {
+    for v in [4, 99, 107, 108, 113, u32::MAX] {
         assert_eq!(text(v), unknown);
     }
 }
@@ -594,12 +645,25 @@ fn enum_values_are_stable_and_convert_both_ways() {
             (S::Closed, 1),
             (S::Failed, 2),
             (S::Detaching, 3),
+            (S::Detached, 4),
         ],
     );
+    // The zero values are the safe ones (issue 17, item 8).
     use cmx_overflow as O;
-    assert_enum(O::ALL, &[(O::Block, 0), (O::Drop, 1)]);
+    assert_enum(O::ALL, &[(O::Drop, 0), (O::Block, 1)]);
     use cmx_drop_unit as D;
-    assert_enum(D::ALL, &[(D::Bytes, 0), (D::Lines, 1)]);
+    assert_enum(D::ALL, &[(D::Lines, 0), (D::Bytes, 1)]);
+    use cmx_sink_report_kind as K;
+    assert_enum(
+        K::ALL,
+        &[
+            (K::None, 0),
+            (K::DropStarted, 1),
+            (K::DropStopped, 2),
+            (K::Failed, 3),
+            (K::Detached, 4),
+        ],
+    );
 }
 
 #[test]
@@ -656,4 +720,166 @@ fn eintr_offers_the_same_bytes_again() {
     );
     assert_eq!(m.ctx.write_calls, 3);
     assert!(!m.ctx.watching[0], "EINTR is not a reason to wait");
+}
+
+/// Issue 17, item 2: one rule for out-parameters, stated in the header:
+/// they are written only when the call returns `CMX_RESULT_OK`; on any
+/// other result the caller's values are left as they were.
+#[test]
+fn outputs_are_written_only_on_success() {
+    const S: usize = 0x5eed;
+    let dangling = std::ptr::NonNull::<cmx_mux>::dangling().as_ptr();
+    let t0 = cmx_transmit {
+        sink: S,
+        data: b"x".as_ptr(),
+        len: S,
+    };
+    let st0 = cmx_sink_stats {
+        offered: 77,
+        ..cmx_sink_stats::default()
+    };
+    let same_transmit = |t: &cmx_transmit| (t.sink, t.data, t.len) == (t0.sink, t0.data, t0.len);
+    // SAFETY: every pointer is NULL or valid for the call (whole block).
+    unsafe {
+        // cmx_mux_new() refusing a configuration.
+        let none = Cfg::new(&[]);
+        let mut out = dangling;
+        assert_eq!(
+            cmx_mux_new(&none.as_c(), &mut out),
+            cmx_result::ConfigNoSinks
+        );
+        assert_eq!(out, dangling, "cmx_mux_new: *out written on failure");
+
+        // A NULL multiplexer: every output stays.
+        let p: *mut cmx_mux = null_mut();
+        let (mut size, mut mask, mut open) = (S, 0x5eed_u32, true);
+        let (mut pending, mut at) = (true, 0x5eed_u64);
+        let mut ev = cmx_frontend_event::Break;
+        let mut t = t0;
+        let mut st = st0;
+        let x = b"x".as_ptr();
+        let results = [
+            ("write", cmx_mux_write(p, x, 1, &mut size)),
+            ("write_at", cmx_mux_write_at(p, x, 1, 0, &mut size)),
+            ("write_room", cmx_mux_write_room(p, &mut size)),
+            ("poll_transmit", cmx_mux_poll_transmit(p, &mut t)),
+            ("watch_mask", cmx_mux_watch_mask(p, &mut mask)),
+            ("lossless_backlog", cmx_mux_lossless_backlog(p, &mut size)),
+            ("poll_event", cmx_mux_poll_event(p, &mut ev)),
+            ("input_room", cmx_mux_input_room(p, 1, 1, &mut size)),
+            ("input", cmx_mux_input(p, 1, 1, 1, &mut size)),
+            ("sink_stats", cmx_mux_sink_stats(p, 0, &mut st)),
+            (
+                "frontend_open",
+                cmx_mux_frontend_open(p, &mut open, &mut size),
+            ),
+            (
+                "poll_timeout",
+                cmx_mux_poll_timeout(p, &mut pending, &mut at),
+            ),
+            ("attach", cmx_mux_attach(p, &block(), &mut size)),
+            ("detach", cmx_mux_detach(p, 0, &mut size)),
+            ("release", cmx_mux_release(p, 0, &mut st)),
+        ];
+        for (what, r) in results {
+            assert_eq!(r, NULLP, "{what}");
+        }
+        assert_eq!(
+            (size, mask, open, pending, at, ev),
+            (S, 0x5eed, true, true, 0x5eed, cmx_frontend_event::Break),
+            "an output was written by a call on a NULL multiplexer"
+        );
+        assert!(same_transmit(&t), "poll_transmit wrote {t:?}");
+        assert_eq!(st.offered, 77, "sink_stats or release wrote {st:?}");
+    }
+
+    // A live multiplexer refusing a call.
+    let mut m = Mux::new(&Cfg::new(&[block(), block()]).queue(4)).unwrap();
+    // SAFETY: live mux, valid pointers (whole block).
+    unsafe {
+        let (mut size, mut st) = (S, st0);
+        for (what, r) in [
+            ("input", cmx_mux_input(m.raw, 9, 1, 1, &mut size)),
+            ("input_room", cmx_mux_input_room(m.raw, 9, 1, &mut size)),
+            ("sink_stats", cmx_mux_sink_stats(m.raw, 9, &mut st)),
+            ("detach", cmx_mux_detach(m.raw, 9, &mut size)),
+            ("release", cmx_mux_release(m.raw, 9, &mut st)),
+            (
+                "attach",
+                cmx_mux_attach(
+                    m.raw,
+                    &cmx_sink_config {
+                        overflow: 9,
+                        ..block()
+                    },
+                    &mut size,
+                ),
+            ),
+        ] {
+            assert_ne!(r, cmx_result::Ok, "{what}");
+        }
+        assert_eq!((size, st.offered), (S, 77), "written on failure");
+    }
+    // WOULD_BLOCK: nothing accepted, and `*accepted` not written either.
+    m.ctx.fds = vec![-1, -1];
+    let mut acc = S;
+    // SAFETY: live mux, valid buffers (whole block).
+    unsafe {
+        let mut r = cmx_result::Ok;
+        for _ in 0..8 {
+            acc = S;
+            r = cmx_mux_write(m.raw, b"abcd".as_ptr(), 4, &mut acc);
+            if r != cmx_result::Ok {
+                break;
+            }
+        }
+        assert_eq!(r, cmx_result::WouldBlock);
+        assert_eq!(acc, S, "*accepted written on WOULD_BLOCK");
+    }
+}
+
+/// Issue 17, item 5: retired result codes (4, 107, 108) are not in the
+/// enum; they read as unknown values.
+#[test]
+fn retired_result_codes_are_unknown_values() {
+    for retired in [4u32, 107, 108] {
+        assert_eq!(cmx_result::try_from(retired), Err(retired));
+        // SAFETY: a static NUL-terminated string.
+        let text = unsafe { CStr::from_ptr(cmx_result_str(retired)) };
+        assert_eq!(text.to_str().unwrap(), "unknown cmx_result value");
+    }
+}
+
+/// Issue 17, item 8: a sink configuration that leaves the policy out (all
+/// zero) is the safe one: `drop` in `lines` mode, which never holds the
+/// frontend back, whatever its viewer does.
+#[test]
+fn a_zeroed_sink_configuration_drops_whole_lines_and_never_blocks() {
+    // `{ .size = sizeof(cmx_sink_config), .open = true }` in C.
+    let viewer = cmx_sink_config {
+        open: true,
+        ..sink_defaults()
+    };
+    let mut rig = Rig::new(&Cfg::new(&[viewer]).queue(64));
+    rig.pause(0, true);
+    // Whole records only, so that the stream ends with a newline.
+    let data = stream(9 * 100_000);
+    let accepted = rig.pump(&data, std::time::Duration::from_millis(100));
+    assert_eq!(accepted, data.len(), "a zeroed sink held the frontend back");
+    assert_eq!(rig.would_blocks, 0);
+    let st = rig.mux.stats(0);
+    assert_eq!(st.overflow, cmx_overflow::Drop as u32, "{st:?}");
+    assert!(st.dropped > 0);
+    rig.pause(0, false);
+    rig.drain();
+    // Whole 9-byte records only: lines mode.
+    let got = rig.received(0).to_vec();
+    for line in got.split_inclusive(|&b| b == b'\n') {
+        assert_eq!(
+            line.len(),
+            9,
+            "a cut line: {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
 }

@@ -220,9 +220,9 @@ fn flapping_viewer(
     rig.chunks = Chunks::random(1500);
     // The viewer's connections get the smallest socket buffers, so that a
     // viewer that stops reading soon has a queue.
-    let shrink = |rig: &Rig| {
-        shrink_socket_buffers(rig.ours[1].as_ref().unwrap().as_raw_fd());
-        shrink_socket_buffers(rig.peer(1).fd.as_raw_fd());
+    let shrink = |r: &Rig| {
+        shrink_socket_buffers(r.ours[1].as_ref().unwrap().as_raw_fd());
+        shrink_socket_buffers(r.peer(1).fd.as_raw_fd());
     };
     shrink(&rig);
     let data = stream(len);
@@ -451,7 +451,9 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let target = std::ffi::CString::new(self.dir.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        unsafe {
+            libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+        }
         let _ = std::fs::remove_dir(&self.dir);
     }
 }

@@ -35,7 +35,7 @@ fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
     assert_eq!(rig.mux.ctx.woken, 0, "woken while still stalled");
     assert_eq!(rig.mux.write_room(), 0);
     let (r, acc) = rig.mux.write(&data[accepted..]);
-    assert_eq!((r, acc), (cmx_result::WouldBlock, 0));
+    assert_eq!((r, acc), (cmx_result::WouldBlock, usize::MAX));
     // The other sink is not held back: it has everything accepted so far.
     rig.drain();
     assert_bytes_eq("sink 0 while 1 stalls", rig.received(0), &data[..accepted]);
@@ -66,7 +66,7 @@ fn stalled_block_reader_pushes_back_then_resumes_losslessly_after_wakeup() {
 }
 
 /// QEMU's `qemu_chr_fe_write_all()` does not return before everything is
-/// accepted: on WOULD_BLOCK it sleeps 100 us and writes again, and nothing
+/// accepted: on `WOULD_BLOCK` it sleeps 100 us and writes again, and nothing
 /// services the sinks' watches meanwhile. A refused write offers the full
 /// sinks again, so such a writer makes progress on whatever a stalled sink
 /// takes once its reader resumes, without `cmx_mux_sink_writable()`.
@@ -92,7 +92,7 @@ fn write_all_writer_spinning_on_a_stalled_pipe_completes_once_its_reader_resumes
         let len = rig.chunks.next_len().min(data.len() - off);
         match rig.mux.write(&data[off..off + len]) {
             (cmx_result::Ok, n) => off += n,
-            (cmx_result::WouldBlock, 0) => {
+            (cmx_result::WouldBlock, usize::MAX) => {
                 would_blocks += 1;
                 if would_blocks == 50 {
                     // The pipe and the queue are full: the reader resumes.
@@ -209,8 +209,8 @@ fn reader_hanging_up_fails_its_sink_with_epipe_and_others_get_everything() {
     rig.pump_all(&data[b..]);
     rig.drain();
     assert_bytes_eq("sink 1 after reconnecting", rig.received(1), &data[b..]);
-    let st = rig.mux.stats(1);
-    assert_eq!((st.state, st.write_errors), (OPEN, 1));
+    let again = rig.mux.stats(1);
+    assert_eq!((again.state, again.write_errors), (OPEN, 1));
     for i in [0, 2] {
         assert_bytes_eq(&format!("sink {i}"), rig.received(i), &data);
     }
@@ -267,11 +267,11 @@ fn replay_to_a_sink_that_starts_closed_gives_recent_then_live_output() {
     rig.drain();
     assert_bytes_eq("late viewer", rig.received(1), &data[a - r..]);
     assert_bytes_eq("sink 0", rig.received(0), &data);
-    let st = rig.mux.stats(1);
-    assert_eq!(st.replayed, r as u64);
-    assert_eq!(st.offered, (data.len() - a + r) as u64);
-    assert_eq!(st.delivered, st.offered);
-    assert_balanced("late viewer", &st);
+    let replayed = rig.mux.stats(1);
+    assert_eq!(replayed.replayed, r as u64);
+    assert_eq!(replayed.offered, (data.len() - a + r) as u64);
+    assert_eq!(replayed.delivered, replayed.offered);
+    assert_balanced("late viewer", &replayed);
     // Only the first sink to open tells the frontend.
     assert_eq!(rig.mux.ctx.events, [cmx_frontend_event::Opened]);
 }
@@ -312,15 +312,15 @@ fn replay_after_close_and_reconnect_has_no_gap_and_no_repeat() {
     assert_bytes_eq("sink 0", rig.received(0), &data);
 
     // A short history is replayed whole.
-    let cfg = Cfg::new(&[block(), sink(cmx_overflow::Block, false, false)]).replay(r);
-    let mut rig = Rig::new(&cfg);
-    rig.pump_all(&data[..100]);
-    rig.attach(1);
-    assert_eq!(rig.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
-    rig.pump_all(&data[100..200]);
-    rig.drain();
-    assert_bytes_eq("short history", rig.received(1), &data[..200]);
-    assert_eq!(rig.mux.stats(1).replayed, 100);
+    let short = Cfg::new(&[block(), sink(cmx_overflow::Block, false, false)]).replay(r);
+    let mut rig2 = Rig::new(&short);
+    rig2.pump_all(&data[..100]);
+    rig2.attach(1);
+    assert_eq!(rig2.mux.event(1, cmx_sink_event::Opened), cmx_result::Ok);
+    rig2.pump_all(&data[100..200]);
+    rig2.drain();
+    assert_bytes_eq("short history", rig2.received(1), &data[..200]);
+    assert_eq!(rig2.mux.stats(1).replayed, 100);
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
     let mut rig = Rig::new(&cfg);
     let typed = stream(10_000);
     let noise = stream(5_000);
-    let peer_fd = |rig: &Rig, i| std::os::fd::AsRawFd::as_raw_fd(&rig.peer(i).fd);
+    let peer_fd = |r: &Rig, i| std::os::fd::AsRawFd::as_raw_fd(&r.peer(i).fd);
     write_all(peer_fd(&rig, 1), &typed);
     write_all(peer_fd(&rig, 0), &noise);
 
@@ -436,4 +436,112 @@ fn input_reaches_the_frontend_within_its_room_and_other_sinks_input_is_discarded
     assert!(rig.mux.ctx.events.is_empty());
     assert_eq!(rig.mux.event(1, cmx_sink_event::Break), cmx_result::Ok);
     assert_eq!(rig.mux.ctx.events, [cmx_frontend_event::Break]);
+}
+
+/// `cmx_mux_poll_transmit()` by hand: the next bytes handed out, copied.
+fn next_transmit(rig: &Rig) -> (usize, Vec<u8>) {
+    let mut t = cmx_transmit {
+        sink: usize::MAX,
+        data: std::ptr::null(),
+        len: 0,
+    };
+    // SAFETY: live mux, writable out.
+    let r = unsafe { cmx_mux_poll_transmit(rig.mux.raw, &mut t) };
+    assert_eq!(r, cmx_result::Ok);
+    if t.len == 0 {
+        return (usize::MAX, Vec::new());
+    }
+    // SAFETY: `len` readable bytes until the next call on the multiplexer.
+    (
+        t.sink,
+        unsafe { std::slice::from_raw_parts(t.data, t.len) }.to_vec(),
+    )
+}
+
+/// Issue 17, item 9d: a socket viewer hangs up inside the caller's write,
+/// so the write fails with EPIPE and the backend delivers CLOSED at once:
+/// `cmx_mux_sink_event(k, CLOSED)` arrives between `cmx_mux_poll_transmit()`
+/// and `cmx_mux_transmitted()` for the same bytes. That report is accepted
+/// (OK) and ignored: the sink is closed, not failed, and its queue is
+/// discarded and counted. A viewer that connects again inside the same
+/// write (OPENED right after CLOSED) does not inherit the failed write. A
+/// second report for the same bytes is refused: they were reported.
+#[test]
+fn a_viewer_hanging_up_inside_the_write_is_closed_not_failed() {
+    for reconnect in [true, false] {
+        let mut rig = Rig::new(&Cfg::new(&[block(), drop_sink()]));
+        let data = stream(3000);
+        rig.pump_all(&data[..1000]);
+        rig.drain();
+        // Queue more, and write it out by hand: sink 0 first, then sink 1.
+        let mut acc = 0;
+        // SAFETY: live mux, valid buffers.
+        let r = unsafe { cmx_mux_write(rig.mux.raw, data[1000..].as_ptr(), 1000, &mut acc) };
+        assert_eq!((r, acc), (cmx_result::Ok, 1000));
+        let (sink, bytes) = next_transmit(&rig);
+        assert_eq!(sink, 0);
+        let n = sink_write(&mut rig.mux.ctx, 0, &bytes);
+        // SAFETY: live mux.
+        let reported = unsafe { cmx_mux_transmitted(rig.mux.raw, 0, n) };
+        assert_eq!(reported, cmx_result::Ok);
+        let (other, out) = next_transmit(&rig);
+        assert_eq!((other, out.len()), (1, 1000));
+        // Sink 1's bytes are out: its viewer hangs up, the write fails ...
+        let got = rig.hang_up(1);
+        let failed_write = sink_write(&mut rig.mux.ctx, 1, &out);
+        assert_eq!(failed_write, -(libc::EPIPE as isize));
+        // ... and the backend reports CLOSED from inside that write.
+        // SAFETY: live mux (whole block).
+        unsafe {
+            assert_eq!(
+                cmx_mux_sink_event(rig.mux.raw, 1, cmx_sink_event::Closed.into()),
+                cmx_result::Ok
+            );
+            if reconnect {
+                rig.close_ours(1);
+                rig.attach(1);
+                assert_eq!(
+                    cmx_mux_sink_event(rig.mux.raw, 1, cmx_sink_event::Opened.into()),
+                    cmx_result::Ok
+                );
+            }
+            assert_eq!(
+                cmx_mux_transmitted(rig.mux.raw, 1, failed_write),
+                cmx_result::Ok,
+                "the report after the close (reconnect {reconnect})"
+            );
+            assert_eq!(
+                cmx_mux_transmitted(rig.mux.raw, 1, failed_write),
+                cmx_result::NotOffered,
+                "a second report (reconnect {reconnect})"
+            );
+        }
+        rig.mux.settle();
+        let st = rig.mux.stats(1);
+        assert_eq!(
+            (st.state, st.write_errors, st.last_errno),
+            (if reconnect { OPEN } else { CLOSED }, 0, 0),
+            "closed, not failed: {st:?}"
+        );
+        assert_eq!((st.delivered, st.dropped), (1000, 1000), "{st:?}");
+        let failed = rig
+            .mux
+            .ctx
+            .reports
+            .iter()
+            .any(|rep| rep.sink == 1 && rep.kind == cmx_sink_report_kind::Failed as u32);
+        assert!(
+            !failed,
+            "a hang-up reported as a failure: {:?}",
+            rig.mux.ctx.reports
+        );
+        assert_balanced("sink 1", &st);
+        assert_bytes_eq("sink 1 before it hung up", &got, &data[..1000]);
+        rig.pump_all(&data[2000..]);
+        rig.drain();
+        assert_bytes_eq("log", rig.received(0), &data);
+        if reconnect {
+            assert_bytes_eq("new viewer", rig.received(1), &data[2000..]);
+        }
+    }
 }

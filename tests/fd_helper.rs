@@ -16,7 +16,9 @@ use harness::*;
 static FD_LOCK: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
-    FD_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    FD_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 const TRUNC: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
@@ -183,10 +185,10 @@ fn dup_flags_truncates_a_regular_file_for_trunc_and_excl_but_not_append() {
         .open(&path)
         .unwrap();
     let content = stream(100);
-    let refill = |f: &mut File| {
-        f.set_len(0).unwrap();
-        f.seek(SeekFrom::Start(0)).unwrap();
-        f.write_all(&content).unwrap();
+    let refill = |file: &mut File| {
+        file.set_len(0).unwrap();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.write_all(&content).unwrap();
         assert_eq!(size(&path), 100);
     };
 
@@ -196,31 +198,31 @@ fn dup_flags_truncates_a_regular_file_for_trunc_and_excl_but_not_append() {
     drop(dup);
 
     refill(&mut f);
-    let dup = dup_ok(f.as_raw_fd(), EXCL, "file O_CREAT|O_EXCL");
+    let excl = dup_ok(f.as_raw_fd(), EXCL, "file O_CREAT|O_EXCL");
     assert_eq!(size(&path), 0, "O_CREAT|O_EXCL did not truncate");
-    drop(dup);
+    drop(excl);
 
     refill(&mut f);
-    let dup = dup_ok(f.as_raw_fd(), APPEND, "file O_APPEND");
+    let append = dup_ok(f.as_raw_fd(), APPEND, "file O_APPEND");
     assert_eq!(size(&path), 100, "O_APPEND truncated");
     // The offset is shared with `f`; rewind it so that only O_APPEND can
     // put the write at the end.
     f.seek(SeekFrom::Start(0)).unwrap();
-    fd_write(dup.as_raw_fd(), b"tail");
+    fd_write(append.as_raw_fd(), b"tail");
     assert_eq!(size(&path), 104);
     let mut all = Vec::new();
     File::open(&path).unwrap().read_to_end(&mut all).unwrap();
     assert_eq!(&all[..100], &content[..]);
     assert_eq!(&all[100..], b"tail");
-    drop(dup);
+    drop(append);
     // O_CREAT without O_EXCL or O_TRUNC does not truncate either.
-    let dup = dup_ok(
+    let creat = dup_ok(
         f.as_raw_fd(),
         libc::O_WRONLY | libc::O_CREAT,
         "file O_CREAT",
     );
     assert_eq!(size(&path), 104);
-    drop(dup);
+    drop(creat);
 }
 
 #[test]
@@ -345,21 +347,22 @@ fn describe_names_each_kind_of_fd() {
     mkfifo(&fifo);
     let _c2 = Cleanup(fifo.clone());
     let fr = open_raw(&fifo, libc::O_RDONLY | libc::O_NONBLOCK);
-    let canon = std::fs::canonicalize(&fifo).unwrap();
+    let canonical = std::fs::canonicalize(&fifo).unwrap();
     assert_eq!(
         describe(fr.as_raw_fd()),
-        format!("fd {}: FIFO {}, read-only", fr.as_raw_fd(), canon.display())
+        format!(
+            "fd {}: FIFO {}, read-only",
+            fr.as_raw_fd(),
+            canonical.display()
+        )
     );
 
     let closed = describe(999_999);
     assert!(closed.starts_with("fd 999999: not open"), "{closed:?}");
     let n = w.as_raw_fd();
     drop(w);
-    let closed = describe(n);
-    assert!(
-        closed.starts_with(&format!("fd {n}: not open")),
-        "{closed:?}"
-    );
+    let gone = describe(n);
+    assert!(gone.starts_with(&format!("fd {n}: not open")), "{gone:?}");
 }
 
 #[test]
@@ -386,7 +389,9 @@ fn describe_truncates_like_snprintf_and_preserves_errno() {
         set_errno(4242);
         let mut buf = [0u8; 64];
         // SAFETY: `buf` is 64 writable bytes.
-        unsafe { cmx_fd_describe(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        unsafe {
+            cmx_fd_describe(fd, buf.as_mut_ptr().cast(), buf.len());
+        }
         assert_eq!(errno(), 4242, "errno changed describing fd {fd}");
     }
 }

@@ -10,7 +10,11 @@
 //! must be told it may write again once the sinks drain. Sinks are
 //! attached, detached and released, and the input moves, in between: a
 //! released index is refused, a detaching sink still drains, and drop
-//! notices reach only the sinks that asked for them.
+//! notices reach only the sinks that asked for them. Out-parameters are
+//! written only on success; configurations with a wrong `size` are
+//! refused; sink reports are consistent (drop episodes start and stop in
+//! turn, a failure is reported with its errno, a finished detach once) and
+//! the frontend's offers add up in `cmx_mux_stats()`.
 #![no_main]
 
 use core::ptr::{null, null_mut};
@@ -59,11 +63,12 @@ struct Caller {
     n: usize,
     /// Which slots asked for drop notices.
     notices: [bool; CMX_MAX_SINKS],
-    /// Which slots are being detached (detached, not yet released).
-    detaching: [bool; CMX_MAX_SINKS],
     /// The bytes out with the caller: (sink, len) from the last
     /// `cmx_mux_poll_transmit()` not yet reported or withdrawn.
     in_flight: Option<(usize, usize)>,
+    /// The sink whose bytes out were withdrawn (it closed or was detached,
+    /// or dropped them): its next report is accepted and ignored.
+    withdrawn: Option<usize>,
     /// WOULD_BLOCK results and WRITABLE events so far: each WRITABLE ends a
     /// spell of WOULD_BLOCKs, so there are never more of them.
     would_blocks: u64,
@@ -76,6 +81,10 @@ struct Caller {
     /// past 16 (up to two events each) it may have overflowed, by design.
     unpolled: usize,
     events_maybe_lost: bool,
+    /// Per slot: a drop episode reported started and not yet stopped.
+    dropping: [bool; CMX_MAX_SINKS],
+    /// The frontend's offers: (offered, accepted, refused bytes, refusals).
+    offers: (u64, u64, u64, u64),
 }
 
 impl Caller {
@@ -101,8 +110,20 @@ impl Caller {
         st.state == cmx_sink_state::Open as u32 || st.state == cmx_sink_state::Detaching as u32
     }
 
-    fn is_open(&self, sink: usize) -> bool {
-        self.try_stats(sink).is_some_and(|st| Self::drains(&st))
+    /// Attached: open, closed or failed (not being detached, nor detached).
+    fn attached(&self, sink: usize) -> bool {
+        self.try_stats(sink).is_some_and(|st| {
+            st.state != cmx_sink_state::Detaching as u32
+                && st.state != cmx_sink_state::Detached as u32
+        })
+    }
+
+    /// The bytes out for `sink`, if any, are withdrawn.
+    fn withdraw(&mut self, sink: usize) {
+        if self.in_flight.is_some_and(|f| f.0 == sink) {
+            self.in_flight = None;
+            self.withdrawn = Some(sink);
+        }
     }
 
     fn may_queue_events(&mut self) {
@@ -141,17 +162,18 @@ impl Caller {
             assert_eq!(sink, t.sink, "another sink handed out before the report");
         }
         self.in_flight = Some((t.sink, t.len));
+        // A withdrawn transmit that was not reported is forgotten.
+        self.withdrawn = None;
         t
     }
 
     /// `cmx_mux_transmitted()`, and the result the contract names for it.
     fn transmitted(&mut self, sink: usize, result: isize) {
-        let expect = if sink >= self.n {
+        let withdrawn = self.withdrawn == Some(sink);
+        let expect = if sink >= self.n || self.try_stats(sink).is_none() {
+            // No such sink, or a released one.
             cmx_result::InvalidSink
-        } else if self.try_stats(sink).is_none() {
-            // A released slot ignores the report.
-            cmx_result::Ok
-        } else if self.in_flight.is_some_and(|f| f.0 == sink) || !self.is_open(sink) {
+        } else if self.in_flight.is_some_and(|f| f.0 == sink) || withdrawn {
             cmx_result::Ok
         } else {
             cmx_result::NotOffered
@@ -165,12 +187,22 @@ impl Caller {
             self.in_flight
         );
         self.may_queue_events();
+        if withdrawn && expect == cmx_result::Ok {
+            // Accepted and ignored.
+            self.withdrawn = None;
+            assert_eq!(before, self.try_stats(sink), "a withdrawn report counted");
+            return;
+        }
         let Some((_, len)) = self.in_flight.filter(|f| f.0 == sink) else {
             return;
         };
         self.in_flight = None;
         let (before, after) = (before.unwrap(), self.stats(sink));
-        let failed = after.state == cmx_sink_state::Failed as u32;
+        // Failed, or (being detached) detached by the failure.
+        let failed = after.state == cmx_sink_state::Failed as u32
+            || (before.state == cmx_sink_state::Detaching as u32
+                && after.state == cmx_sink_state::Detached as u32
+                && after.write_errors > before.write_errors);
         let errno = match result {
             n if n > len as isize => libc::EINVAL,
             n if n >= 0 => 0,
@@ -220,7 +252,8 @@ impl Caller {
         match r {
             cmx_result::Ok => assert!(accepted <= len && (accepted > 0 || len == 0)),
             cmx_result::WouldBlock => {
-                assert_eq!(accepted, 0);
+                // Out-parameters are written only on success.
+                assert_eq!(accepted, usize::MAX);
                 self.would_blocks += 1;
                 self.turned_away = true;
                 if now.is_none() {
@@ -229,10 +262,17 @@ impl Caller {
             }
             r => panic!("write: {r:?}"),
         }
+        let took = if r == cmx_result::Ok { accepted } else { 0 };
+        self.offers.0 += len as u64;
+        self.offers.1 += took as u64;
+        if took < len {
+            self.offers.2 += (len - took) as u64;
+            self.offers.3 += 1;
+        }
         // A `drop` sink that discarded its front withdrew the bytes out with the caller.
         if let Some((sink, _)) = self.in_flight {
             if self.stats(sink).dropped != dropped[sink] {
-                self.in_flight = None;
+                self.withdraw(sink);
             }
         }
         self.may_queue_events();
@@ -293,6 +333,65 @@ impl Caller {
         }
     }
 
+    /// `cmx_mux_stats()`.
+    fn counters(&self) -> cmx_mux_counters {
+        let mut c = cmx_mux_counters::default();
+        // SAFETY: `mux` is live; `c` is writable.
+        assert_eq!(unsafe { cmx_mux_stats(self.mux, &mut c) }, cmx_result::Ok);
+        c
+    }
+
+    /// One report from `cmx_mux_poll_sink_report()`, checked; false for NONE.
+    fn poll_report(&mut self) -> bool {
+        let mut r = cmx_sink_report {
+            kind: u32::MAX,
+            ..cmx_sink_report::default()
+        };
+        // SAFETY: `mux` is live; `r` is writable.
+        assert_eq!(
+            unsafe { cmx_mux_poll_sink_report(self.mux, &mut r) },
+            cmx_result::Ok
+        );
+        let kind = cmx_sink_report_kind::try_from(r.kind).expect("a known report kind");
+        if kind == cmx_sink_report_kind::None {
+            assert_eq!(r, cmx_sink_report::default());
+            return false;
+        }
+        assert!(r.sink < self.n, "{r:?}");
+        // With reports lost to an unpolled queue, their order says less.
+        let exact = self.counters().reports_lost == 0;
+        let st = self.try_stats(r.sink);
+        match kind {
+            cmx_sink_report_kind::DropStarted => {
+                if exact {
+                    assert!(!self.dropping[r.sink], "started twice: {r:?}");
+                }
+                assert!(r.dropped > 0 && r.drop_unit <= 1, "{r:?}");
+                self.dropping[r.sink] = true;
+            }
+            cmx_sink_report_kind::DropStopped => {
+                if exact {
+                    assert!(self.dropping[r.sink], "stopped, never started: {r:?}");
+                }
+                assert!(r.episode > 0 && r.episode <= r.dropped, "{r:?}");
+                self.dropping[r.sink] = false;
+            }
+            cmx_sink_report_kind::Failed => {
+                assert!(r.errnum > 0, "{r:?}");
+                assert!(st.map_or(true, |st| st.write_errors > 0), "{r:?} {st:?}");
+            }
+            cmx_sink_report_kind::Detached => {
+                // Detached (until released).
+                assert!(
+                    st.map_or(true, |st| st.state == cmx_sink_state::Detached as u32),
+                    "{r:?} {st:?}"
+                );
+            }
+            cmx_sink_report_kind::None => unreachable!(),
+        }
+        true
+    }
+
     /// The pull loop of a well-behaved caller, with sink outcomes from `b`
     /// (at most `limit` writes), then the watch mask and the events.
     fn pump(&mut self, b: &mut Bytes, limit: usize) {
@@ -305,6 +404,7 @@ impl Caller {
         }
         self.watch_mask();
         self.poll_events();
+        while self.poll_report() {}
     }
 
     fn watch_mask(&self) -> u32 {
@@ -324,6 +424,9 @@ impl Caller {
 
     /// `cmx_mux_attach()` with a configuration from `x` (as at creation).
     fn attach(&mut self, x: usize) -> cmx_result {
+        // Reports about the slot's previous sink are taken first, as a
+        // caller that polls after every call has.
+        while self.poll_report() {}
         let config = sink_config(x);
         // The lowest released slot, else a new one.
         let slot = (0..self.n)
@@ -334,6 +437,7 @@ impl Caller {
         let r = unsafe { cmx_mux_attach(self.mux, &config, &mut sink) };
         self.may_queue_events();
         let invalid = config.overflow > 1
+            || config.size != core::mem::size_of::<cmx_sink_config>()
             || config.drop_unit > 1
             || (config.drop_notice && config.overflow == cmx_overflow::Block as u32);
         if invalid {
@@ -347,7 +451,6 @@ impl Caller {
         assert_eq!((r, sink), (cmx_result::Ok, slot));
         self.n = self.n.max(sink + 1);
         self.notices[sink] = config.drop_notice;
-        self.detaching[sink] = false;
         let st = self.stats(sink);
         assert_eq!((st.delivered, st.dropped, st.write_errors), (0, 0, 0));
         r
@@ -355,10 +458,12 @@ impl Caller {
 
     /// `cmx_mux_detach()` or `cmx_mux_release()` of `sink`.
     fn detach(&mut self, sink: usize, release: bool) -> cmx_result {
+        if release {
+            while self.poll_report() {}
+        }
         let before = self.try_stats(sink);
-        let receivers = (0..self.n)
-            .filter(|&i| self.try_stats(i).is_some() && !self.detaching[i])
-            .count();
+        let was_attached = self.attached(sink);
+        let receivers = (0..self.n).filter(|&i| self.attached(i)).count();
         let mut backlog = usize::MAX;
         let mut last = cmx_sink_stats::default();
         // SAFETY: `mux` is live; the out pointers are valid.
@@ -374,27 +479,33 @@ impl Caller {
             assert_eq!(r, cmx_result::InvalidSink);
             return r;
         };
-        if receivers == 1 && !self.detaching[sink] {
+        if receivers == 1 && was_attached {
             assert_eq!(r, cmx_result::LastSink);
             return r;
         }
         assert_eq!(r, cmx_result::Ok);
-        self.detaching[sink] = !release;
         if release {
             assert!(self.try_stats(sink).is_none());
             assert_eq!(last.offered, last.delivered + last.queued + last.dropped);
+            assert_eq!(last.queued, 0);
             self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+            self.withdrawn = self.withdrawn.filter(|&w| w != sink);
         } else {
             let st = self.stats(sink);
-            // Detaching while open; closed or failed ones say so.
+            // Only a connected `block` sink with a backlog goes on writing it.
+            let detaching = st.state == cmx_sink_state::Detaching as u32;
             assert!(
-                st.state == cmx_sink_state::Detaching as u32 || !Self::drains(&before),
+                detaching || st.state == cmx_sink_state::Detached as u32,
                 "{st:?}"
             );
             assert_eq!(backlog as u64, st.queued);
-            if st.overflow == cmx_overflow::Drop as u32 {
+            if detaching {
+                assert!(st.overflow == cmx_overflow::Block as u32 && st.queued > 0);
+                // It was open (or already being detached).
+                assert!(Self::drains(&before), "{before:?}");
+            } else {
                 assert_eq!(st.queued, 0);
-                self.in_flight = self.in_flight.filter(|f| f.0 != sink);
+                self.withdraw(sink);
             }
         }
         r
@@ -439,6 +550,16 @@ impl Caller {
             cmx_result::Ok
         );
         assert_eq!(got as u64, backlog);
+        let c = self.counters();
+        assert_eq!(
+            (
+                c.frontend_offered,
+                c.frontend_accepted,
+                c.frontend_refused_bytes,
+                c.frontend_refusals
+            ),
+            self.offers
+        );
     }
 
     /// Every sink takes everything: nothing accepted by an open `block` sink
@@ -477,6 +598,7 @@ impl Caller {
                 "lost wake-up: no WRITABLE after the sinks drained"
             );
         }
+        while self.poll_report() {}
         self.check();
         let mut backlog = usize::MAX;
         assert_eq!(
@@ -488,10 +610,16 @@ impl Caller {
 }
 
 /// A sink configuration from one byte: mostly valid, now and then an
-/// unknown overflow policy (0x70), an unknown drop unit (0x60) or a notice
-/// on a block sink (0x10 without bit 0).
+/// unknown overflow policy (0x70), an unknown drop unit (0x60), a notice
+/// on a block sink (0x10 with bit 0) or a size from another header (0xfe).
 fn sink_config(x: usize) -> cmx_sink_config {
     cmx_sink_config {
+        // Now and then a size from another version of the header.
+        size: if x == 0xfe {
+            16
+        } else {
+            core::mem::size_of::<cmx_sink_config>()
+        },
         overflow: if x & 0x70 == 0x70 {
             x as u32
         } else {
@@ -524,6 +652,11 @@ fuzz_target!(|data: &[u8]| {
         _ => b.small().min(queue),
     };
     let config = cmx_mux_config {
+        size: if n_sinks == 9 {
+            0
+        } else {
+            core::mem::size_of::<cmx_mux_config>()
+        },
         sinks: if b.small() == 0xff {
             null()
         } else {
@@ -550,7 +683,7 @@ fuzz_target!(|data: &[u8]| {
     let mut c = Caller {
         mux,
         n: n_sinks,
-        detaching: [false; CMX_MAX_SINKS],
+        withdrawn: None,
         notices: core::array::from_fn(|i| sinks.get(i).is_some_and(|s| s.drop_notice)),
         in_flight: None,
         would_blocks: 0,
@@ -559,6 +692,8 @@ fuzz_target!(|data: &[u8]| {
         told_open: false,
         unpolled: 0,
         events_maybe_lost: false,
+        dropping: [false; CMX_MAX_SINKS],
+        offers: (0, 0, 0, 0),
     };
     let payload = [FILL; 512];
     let mut out = 0usize;
@@ -571,6 +706,7 @@ fuzz_target!(|data: &[u8]| {
     let mut mask = 0u32;
     let mut ev = cmx_frontend_event::None;
     let mut now = 0u64;
+    let mut counters = cmx_mux_counters::default();
     let (mut pending, mut deadline) = (false, 0u64);
     while let Some(tag) = b.byte() {
         let sink = match b.small() {
@@ -580,16 +716,17 @@ fuzz_target!(|data: &[u8]| {
         let len = b.small() * 2;
         // SAFETY (every call below): `mux` is live; the other pointers are
         // valid or deliberately NULL.
-        let r = match tag % 24 {
+        let r = match tag % 26 {
             20 => c.attach(b.small()),
             21 => c.detach(sink, false),
             22 => c.detach(sink, true),
             23 if len == 0 => unsafe { cmx_mux_clear_input(mux) },
             23 => {
                 let r = unsafe { cmx_mux_set_input(mux, sink) };
-                let want = match c.try_stats(sink) {
-                    Some(_) if !c.detaching[sink] => cmx_result::Ok,
-                    _ => cmx_result::InvalidSink,
+                let want = if c.attached(sink) {
+                    cmx_result::Ok
+                } else {
+                    cmx_result::InvalidSink
                 };
                 assert_eq!(r, want);
                 r
@@ -603,9 +740,9 @@ fuzz_target!(|data: &[u8]| {
             }
             4 => {
                 let event = tag as u32 / 24 % 4;
-                if sink < c.n && event < cmx_sink_event::Break as u32 {
-                    // Opening or closing a sink withdraws its bytes out with the caller.
-                    c.in_flight = c.in_flight.filter(|f| f.0 != sink);
+                if event == cmx_sink_event::Closed as u32 && sink < c.n {
+                    // Closing a sink withdraws its bytes out with the caller.
+                    c.withdraw(sink);
                 }
                 c.may_queue_events();
                 unsafe { cmx_mux_sink_event(mux, sink, event) }
@@ -648,7 +785,7 @@ fuzz_target!(|data: &[u8]| {
             }
             // The report, for the sink that was handed bytes or any other.
             13 | 14 => {
-                let target = match (tag % 24, c.in_flight) {
+                let target = match (tag % 26, c.in_flight) {
                     (13, Some((s, _))) => s,
                     _ => sink,
                 };
@@ -678,11 +815,22 @@ fuzz_target!(|data: &[u8]| {
                 cmx_mux_lossless_backlog(mux, if len == 0 { null_mut() } else { &mut out })
             },
             19 if len == 0 => {
-                // A NULL multiplexer is refused, not dereferenced.
+                // A NULL multiplexer is refused, not dereferenced, and the
+                // out-parameter is left alone.
+                t.len = 12345;
                 let r = unsafe { cmx_mux_poll_transmit(null_mut(), &mut t) };
-                assert_eq!((r, t.len), (cmx_result::NullParameter, 0));
+                assert_eq!((r, t.len), (cmx_result::NullParameter, 12345));
                 r
             }
+            24 if len < 64 => {
+                c.poll_report();
+                cmx_result::Ok
+            }
+            24 => {
+                while c.poll_report() {}
+                cmx_result::Ok
+            }
+            25 => unsafe { cmx_mux_stats(mux, if len == 0 { null_mut() } else { &mut counters }) },
             _ => {
                 let mut open = false;
                 unsafe { cmx_mux_frontend_open(mux, &mut open, &mut out) }

@@ -12,30 +12,35 @@ pub const MAX_QUEUE_CAPACITY: usize = 64 * 1024 * 1024;
 /// enough for a person at a console to notice.
 pub const MAX_COALESCE_NS: u64 = 100_000_000;
 
-/// What a sink does when its queue is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a sink does when its queue is full. The default, `Drop`, is the
+/// one that can never hold the guest back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overflow {
-    /// Lossless: the frontend is told "would block" until the sink drains.
-    Block,
     /// Never slows the frontend: the oldest queued bytes are discarded and counted.
+    #[default]
     Drop,
+    /// Lossless: the frontend is told "would block" until the sink drains.
+    /// A stalled `Block` sink stops the frontend's output.
+    Block,
 }
 
 /// What a `Drop` sink discards when its queue is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DropUnit {
-    /// The oldest bytes, wherever they fall: a line (or an escape sequence)
-    /// may be cut in the middle.
-    #[default]
-    Bytes,
     /// The oldest whole lines: the sink sees complete lines in order, never
     /// the end of one spliced onto the start of another. A line longer than
-    /// the queue falls back to bytes.
+    /// the queue falls back to bytes. The default.
+    #[default]
     Lines,
+    /// The oldest bytes, wherever they fall: a line (or an escape sequence)
+    /// may be cut in the middle.
+    Bytes,
 }
 
-/// One sink's configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One sink's configuration. The default is the safe one: a closed `Drop`
+/// sink in lines mode, without a notice (the C ABI's all-zero sink
+/// configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkConfig {
     pub overflow: Overflow,
     /// Whether the sink is already open (connected) when the multiplexer is created.
@@ -49,13 +54,12 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
-    /// A sink with this policy, bytes as the drop unit and no notice.
+    /// A sink with this policy, the default drop unit (lines) and no notice.
     pub fn new(overflow: Overflow, open: bool) -> Self {
         SinkConfig {
             overflow,
             open,
-            drop_unit: DropUnit::Bytes,
-            drop_notice: false,
+            ..SinkConfig::default()
         }
     }
 

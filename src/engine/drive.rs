@@ -5,7 +5,7 @@
 //! trait. It runs after the engine call has returned, so an [`Io`] method may
 //! do anything, but it is not re-entered from here.
 
-use super::io::{FrontendEvent, WriteOutcome};
+use super::io::{FrontendEvent, SinkReport, WriteOutcome};
 use super::mux::Mux;
 
 /// The caller's side, for [`pump`].
@@ -20,10 +20,14 @@ pub trait Io {
     fn frontend_writable(&mut self);
     /// Deliver an event (OPENED, CLOSED, BREAK) to the frontend.
     fn frontend_event(&mut self, event: FrontendEvent);
+    /// Act on a report about a sink (tell whoever manages the sinks;
+    /// release a sink that is detached).
+    fn sink_report(&mut self, report: SinkReport);
 }
 
 /// Writes everything that is due, brings the watches in line with
-/// [`Mux::watch_mask`] and delivers the frontend's events.
+/// [`Mux::watch_mask`], delivers the frontend's events and hands over the
+/// sink reports.
 pub fn pump(mux: &mut Mux, io: &mut impl Io) {
     while let Some(t) = mux.poll_transmit() {
         let sink = t.sink;
@@ -43,5 +47,8 @@ pub fn pump(mux: &mut Mux, io: &mut impl Io) {
             FrontendEvent::Writable => io.frontend_writable(),
             ev => io.frontend_event(ev),
         }
+    }
+    while let Some(r) = mux.poll_sink_report() {
+        io.sink_report(r);
     }
 }

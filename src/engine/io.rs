@@ -1,5 +1,7 @@
 //! The values that cross between the engine and its caller.
 
+use super::config::DropUnit;
+
 /// What became of bytes the caller wrote to a sink for [`Mux::poll_transmit`](super::Mux::poll_transmit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -46,4 +48,39 @@ pub struct Transmit<'a> {
     pub sink: usize,
     /// The bytes, never empty; they stay queued until reported written.
     pub data: &'a [u8],
+}
+
+/// A report about one sink, for whoever manages the sinks (QEMU turns them
+/// into QMP events), pulled with [`Mux::poll_sink_report`](super::Mux::poll_sink_report).
+/// They come in the order they happened; `sink` is the sink's index at the
+/// time (a released index may be reused by a later attach).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkReport {
+    /// A `drop` sink started dropping: a drop episode began. `dropped` is
+    /// every byte it has dropped so far, this episode's first included.
+    DropStarted {
+        sink: usize,
+        unit: DropUnit,
+        dropped: u64,
+    },
+    /// A drop episode ended: the sink caught up (its queue emptied), or it
+    /// closed, failed, was detached or released. `episode`: bytes dropped
+    /// in the episode; `dropped`: every byte it has dropped so far. Every
+    /// [`SinkReport::DropStarted`] is followed by one of these.
+    DropStopped {
+        sink: usize,
+        episode: u64,
+        dropped: u64,
+    },
+    /// A write to the sink failed with a hard error (`errno`), once per
+    /// failure: the sink is failed from now on (its queue discarded and
+    /// counted, it receives nothing and never blocks) until it opens again
+    /// ([`SinkEvent::Opened`]).
+    Failed { sink: usize, errno: i32 },
+    /// Detaching finished ([`Mux::detach`](super::Mux::detach)): the sink
+    /// wrote out its queue, or had nothing to write (a `drop` sink's queue
+    /// is discarded when it is detached), or closed or failed meanwhile.
+    /// Release it with [`Mux::release`](super::Mux::release), which returns
+    /// its final counters.
+    Detached { sink: usize },
 }

@@ -8,8 +8,9 @@
 //! ([`Mux::sink_writable`], [`Mux::sink_event`]), input ([`Mux::input`]) and
 //! the clock ([`Mux::handle_timeout`]). It pulls out what to do: bytes to
 //! write ([`Mux::poll_transmit`]), sinks to watch ([`Mux::watch_mask`]),
-//! events for the frontend ([`Mux::poll_event`]) and the next deadline
-//! ([`Mux::poll_timeout`]). [`drive::pump`] does the pulling for a caller
+//! events for the frontend ([`Mux::poll_event`]), reports about the sinks
+//! for whoever manages them ([`Mux::poll_sink_report`]) and the next
+//! deadline ([`Mux::poll_timeout`]). [`drive::pump`] does the pulling for a caller
 //! that has its sinks behind one trait.
 
 #![forbid(unsafe_code)]
@@ -27,11 +28,11 @@ pub use config::{
     MAX_QUEUE_CAPACITY, MAX_SINKS,
 };
 pub use drive::{pump, Io};
-pub use io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
+pub use io::{FrontendEvent, SinkEvent, SinkReport, Transmit, WriteOutcome};
 pub use mux::{
     AttachError, DetachError, Mux, NoSuchSink, TransmitError, WouldBlock, DISCARD_CHUNK,
 };
-pub use stats::{SinkState, SinkStats};
+pub use stats::{MuxStats, SinkState, SinkStats};
 
 #[cfg(any(test, feature = "model"))]
 pub mod model;

@@ -4,31 +4,50 @@
 //! ([`Mux::write_at`], [`Mux::transmitted`], [`Mux::sink_writable`],
 //! [`Mux::sink_event`], [`Mux::input`], [`Mux::handle_timeout`]) and pulls out
 //! what to do ([`Mux::poll_transmit`], [`Mux::watch_mask`],
-//! [`Mux::poll_event`], [`Mux::poll_timeout`]). Nothing is called back from
-//! inside a method, so the engine can never be re-entered.
+//! [`Mux::poll_event`], [`Mux::poll_sink_report`], [`Mux::poll_timeout`]).
+//! Nothing is called back from inside a method, so the engine can never be
+//! re-entered.
 
+use core::fmt;
 use std::collections::VecDeque;
 
-use super::config::{Config, ConfigError, Overflow, SinkConfig, MAX_SINKS};
-use super::io::{FrontendEvent, SinkEvent, Transmit, WriteOutcome};
+use super::config::{Config, ConfigError, DropUnit, Overflow, SinkConfig, MAX_SINKS};
+use super::io::{FrontendEvent, SinkEvent, SinkReport, Transmit, WriteOutcome};
 use super::queue::ByteQueue;
-use super::sink::Sink;
-use super::stats::{SinkState, SinkStats};
+use super::sink::{EpisodeChange, FrontKind, Sink};
+use super::stats::{MuxStats, SinkState, SinkStats};
 
 /// The frontend asked to write while a lossless sink's queue was full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WouldBlock;
 
-/// A sink index that does not exist in this multiplexer.
+impl fmt::Display for WouldBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("would block: a lossless sink's queue is full")
+    }
+}
+
+impl std::error::Error for WouldBlock {}
+
+/// A sink index that does not exist in this multiplexer (never attached,
+/// or released).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NoSuchSink(pub usize);
+
+impl fmt::Display for NoSuchSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no sink with index {}", self.0)
+    }
+}
+
+impl std::error::Error for NoSuchSink {}
 
 /// Why [`Mux::transmitted`] was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransmitError {
     /// No such sink.
     NoSuchSink(usize),
-    /// That open sink has no bytes out with the caller: [`Mux::poll_transmit`]
+    /// That sink has no bytes out with the caller: [`Mux::poll_transmit`]
     /// did not hand any out, or they were reported already.
     NotOffered(usize),
 }
@@ -39,6 +58,19 @@ impl From<NoSuchSink> for TransmitError {
     }
 }
 
+impl fmt::Display for TransmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TransmitError::NoSuchSink(i) => NoSuchSink(i).fmt(f),
+            TransmitError::NotOffered(i) => {
+                write!(f, "sink {i} has no bytes out with the caller")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TransmitError {}
+
 /// Why [`Mux::attach`] was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachError {
@@ -48,6 +80,25 @@ pub enum AttachError {
     Config(ConfigError),
     /// Its queue could not be allocated.
     OutOfMemory,
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::Full => write!(f, "all {MAX_SINKS} sinks are in use"),
+            AttachError::Config(e) => e.fmt(f),
+            AttachError::OutOfMemory => f.write_str("out of memory for the sink's queue"),
+        }
+    }
+}
+
+impl std::error::Error for AttachError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AttachError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Why [`Mux::detach`] or [`Mux::release`] was refused.
@@ -65,6 +116,20 @@ impl From<NoSuchSink> for DetachError {
     }
 }
 
+impl fmt::Display for DetachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            DetachError::NoSuchSink(i) => NoSuchSink(i).fmt(f),
+            DetachError::LastSink(i) => write!(
+                f,
+                "sink {i} is the last sink that receives output and cannot be detached"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DetachError {}
+
 /// How many bytes a non-input sink may read per call; they are discarded anyway.
 pub const DISCARD_CHUNK: usize = 4096;
 
@@ -72,9 +137,67 @@ pub const DISCARD_CHUNK: usize = 4096;
 /// call, so this is only reached by one that does not (see `push_event`).
 const MAX_EVENTS: usize = 32;
 
-/// Bytes out with the caller: sink, length, whether they are a drop notice.
+/// Sink reports kept for [`Mux::poll_sink_report`] (see `push_report`).
+const MAX_REPORTS: usize = 64;
+
+/// One sink slot: free (keeping its queue's storage for the next sink) or
+/// holding a sink.
+// At most MAX_SINKS slots, reserved once: the size of a vacant one does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Slot {
+    Vacant(ByteQueue),
+    Live(Sink),
+}
+
+impl Slot {
+    fn live(&self) -> Option<&Sink> {
+        match self {
+            Slot::Live(s) => Some(s),
+            Slot::Vacant(_) => None,
+        }
+    }
+
+    fn live_mut(&mut self) -> Option<&mut Sink> {
+        match self {
+            Slot::Live(s) => Some(s),
+            Slot::Vacant(_) => None,
+        }
+    }
+}
+
+/// The bytes [`Mux::poll_transmit`] handed out, until they are reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct InFlight(usize, usize, bool);
+enum Out {
+    /// Nothing is out with the caller.
+    Nothing,
+    /// These bytes of `sink` are out: `len` of them, from the notice or the queue.
+    Handed {
+        sink: usize,
+        len: usize,
+        kind: FrontKind,
+    },
+    /// The bytes out for `sink` were withdrawn before they were reported:
+    /// the sink closed, was detached, or (a `drop` sink) discarded them to
+    /// make room. Its report for them is accepted and ignored.
+    Withdrawn { sink: usize },
+}
+
+impl Out {
+    /// The bytes out for `sink`, if any, are withdrawn.
+    fn withdraw(&mut self, sink: usize) {
+        if matches!(*self, Out::Handed { sink: k, .. } if k == sink) {
+            *self = Out::Withdrawn { sink };
+        }
+    }
+
+    /// Forgets whatever is out for `sink` (it is released).
+    fn forget(&mut self, sink: usize) {
+        if matches!(*self, Out::Handed { sink: k, .. } | Out::Withdrawn { sink: k } if k == sink) {
+            *self = Out::Nothing;
+        }
+    }
+}
 
 /// The sans-IO multiplexer state machine.
 ///
@@ -82,15 +205,20 @@ struct InFlight(usize, usize, bool);
 /// queue); nothing else allocates. Sink indexes are slots: they stay the
 /// same for the life of a sink, and a released slot is reused by a later
 /// attach.
+///
+/// After every call, the caller pulls: [`Mux::poll_transmit`] until `None`
+/// (reporting each with [`Mux::transmitted`]), then [`Mux::watch_mask`],
+/// [`Mux::poll_event`] and [`Mux::poll_sink_report`] until `None`, and
+/// [`Mux::poll_timeout`].
 #[derive(Debug)]
 pub struct Mux {
-    sinks: Vec<Sink>,
+    slots: Vec<Slot>,
     input: Option<usize>,
     /// Recent output for replay (capacity 0 when replay is off).
     history: ByteQueue,
     /// Bytes each sink may queue; also the most one write accepts.
     capacity: usize,
-    /// Sinks that are connected (open or failed).
+    /// Sinks that are connected (open or failed, and attached).
     connected: usize,
     /// Whether the frontend was last told OPENED (and not CLOSED since).
     frontend_open: bool,
@@ -106,8 +234,11 @@ pub struct Mux {
     flush_at: Option<u64>,
     /// Events for the frontend, oldest first.
     events: VecDeque<FrontendEvent>,
+    /// Reports about sinks, oldest first.
+    reports: VecDeque<SinkReport>,
     /// What [`Mux::poll_transmit`] handed out last, until reported.
-    in_flight: Option<InFlight>,
+    out: Out,
+    stats: MuxStats,
 }
 
 impl Mux {
@@ -120,18 +251,20 @@ impl Mux {
             .saturating_mul(config.sinks.len())
             .saturating_add(config.replay_capacity);
         let oom = |_| ConfigError::OutOfMemory(total);
-        let mut sinks = Vec::new();
+        let mut slots = Vec::new();
         // Room for every slot, so that attaching never grows the vector.
-        sinks.try_reserve_exact(MAX_SINKS).map_err(oom)?;
+        slots.try_reserve_exact(MAX_SINKS).map_err(oom)?;
         for s in &config.sinks {
             let queue = ByteQueue::with_capacity(cap).map_err(oom)?;
-            sinks.push(Sink::new(s, queue));
+            slots.push(Slot::Live(Sink::new(s, queue)));
         }
         let mut events = VecDeque::new();
         events.try_reserve_exact(MAX_EVENTS).map_err(oom)?;
-        let connected = sinks.iter().filter(|s| s.is_open()).count();
+        let mut reports = VecDeque::new();
+        reports.try_reserve_exact(MAX_REPORTS).map_err(oom)?;
+        let connected = config.sinks.iter().filter(|s| s.open).count();
         let mut mux = Mux {
-            sinks,
+            slots,
             input: config.input,
             history: ByteQueue::with_capacity(config.replay_capacity).map_err(oom)?,
             capacity: cap,
@@ -143,7 +276,9 @@ impl Mux {
             last_out: None,
             flush_at: None,
             events,
-            in_flight: None,
+            reports,
+            out: Out::Nothing,
+            stats: MuxStats::default(),
         };
         if connected > 0 {
             mux.frontend_open = true;
@@ -152,10 +287,18 @@ impl Mux {
         Ok(mux)
     }
 
+    fn sinks(&self) -> impl Iterator<Item = &Sink> {
+        self.slots.iter().filter_map(Slot::live)
+    }
+
+    fn sinks_mut(&mut self) -> impl Iterator<Item = &mut Sink> {
+        self.slots.iter_mut().filter_map(Slot::live_mut)
+    }
+
     /// Number of sink slots: one past the highest sink index ever used
     /// (released slots included).
     pub fn sink_count(&self) -> usize {
-        self.sinks.len()
+        self.slots.len()
     }
 
     /// Whether `sink` is a sink (attached, possibly being detached).
@@ -163,9 +306,14 @@ impl Mux {
         self.sink(sink).is_ok()
     }
 
-    /// Whether `sink` is being detached ([`Mux::detach`], not yet released).
-    pub fn is_detaching(&self, sink: usize) -> bool {
-        self.sink(sink).is_ok_and(|s| s.detaching)
+    /// The state of sink `sink`.
+    pub fn sink_state(&self, sink: usize) -> Result<SinkState, NoSuchSink> {
+        Ok(self.sink(sink)?.state())
+    }
+
+    /// The overflow policy of sink `sink`.
+    pub fn overflow(&self, sink: usize) -> Result<Overflow, NoSuchSink> {
+        Ok(self.sink(sink)?.overflow())
     }
 
     /// The input source, if any.
@@ -176,10 +324,11 @@ impl Mux {
     /// Makes `sink` the input source, or none. Input already passed to the
     /// frontend stays there; from now on [`Mux::input`] forwards from the
     /// new source only (the old one's input is discarded and counted). The
-    /// frontend gets no event: it keeps its session.
+    /// frontend gets no event: it keeps its session. A sink being detached
+    /// (or detached) cannot become the input.
     pub fn set_input(&mut self, sink: Option<usize>) -> Result<(), NoSuchSink> {
         if let Some(i) = sink {
-            if self.sink(i)?.detaching {
+            if !self.sink(i)?.is_attached() {
                 return Err(NoSuchSink(i));
             }
         }
@@ -193,28 +342,37 @@ impl Mux {
     /// comes once, in order). The first connected sink tells the frontend
     /// OPENED.
     pub fn attach(&mut self, config: SinkConfig) -> Result<usize, AttachError> {
-        let slot = self.sinks.iter().position(|s| s.vacant);
-        if slot.is_none() && self.sinks.len() >= MAX_SINKS {
+        let slot = self.slots.iter().position(|s| matches!(s, Slot::Vacant(_)));
+        if slot.is_none() && self.slots.len() >= MAX_SINKS {
             return Err(AttachError::Full);
         }
         config
-            .validate(slot.unwrap_or(self.sinks.len()))
+            .validate(slot.unwrap_or(self.slots.len()))
             .map_err(AttachError::Config)?;
         let i = match slot {
             Some(i) => {
-                self.sinks[i].reuse(&config);
+                let queue = match core::mem::replace(
+                    &mut self.slots[i],
+                    Slot::Vacant(ByteQueue::empty()),
+                ) {
+                    Slot::Vacant(q) => q,
+                    Slot::Live(_) => unreachable!("slot {i} was found vacant"),
+                };
+                self.slots[i] = Slot::Live(Sink::new(&config, queue));
                 i
             }
             None => {
                 let queue = ByteQueue::with_capacity(self.capacity)
                     .map_err(|_| AttachError::OutOfMemory)?;
-                self.sinks.push(Sink::new(&config, queue));
-                self.sinks.len() - 1
+                self.slots.push(Slot::Live(Sink::new(&config, queue)));
+                self.slots.len() - 1
             }
         };
         if config.open {
             let history = self.history.as_slices();
-            let s = &mut self.sinks[i];
+            let Some(s) = self.slots[i].live_mut() else {
+                unreachable!("sink {i} was just attached");
+            };
             if history.0.len() + history.1.len() > 0 {
                 s.queue_replay(history);
             }
@@ -224,22 +382,31 @@ impl Mux {
         Ok(i)
     }
 
-    /// Starts detaching `sink`: it gets no new output and no longer limits
-    /// the frontend, a `drop` sink's queue is discarded (counted), and a
-    /// `block` sink's queue goes on being offered so that the caller can
-    /// write it out. Returns the bytes still queued. The input source
-    /// becomes none if it was this sink. Finish with [`Mux::release`]. The
-    /// last sink that receives output cannot be detached.
+    /// Starts detaching `sink`, and returns at once: it gets no new output
+    /// and no longer limits the frontend. A connected `block` sink goes on
+    /// being offered its queue ([`SinkState::Detaching`]) until it is
+    /// written out, or the sink closes or fails; any other sink (a `drop`
+    /// sink's queue is discarded, counted) is detached at once. Either way
+    /// [`SinkReport::Detached`] says when it is done ([`SinkState::Detached`]);
+    /// then [`Mux::release`] it. Returns the bytes still queued. The input
+    /// source becomes none if it was this sink. The last sink that receives
+    /// output cannot be detached. Detaching a sink that is being detached
+    /// (or is detached) changes nothing.
     pub fn detach(&mut self, sink: usize) -> Result<usize, DetachError> {
+        self.start_detaching(sink, true)
+    }
+
+    /// [`Mux::detach`]; `report`: whether a sink detached at once is reported.
+    fn start_detaching(&mut self, sink: usize, report: bool) -> Result<usize, DetachError> {
         let s = self.sink(sink)?;
-        if s.detaching {
+        if !s.is_attached() {
             return Ok(s.queue.len());
         }
         let others = self
-            .sinks
+            .slots
             .iter()
             .enumerate()
-            .filter(|&(i, s)| i != sink && !s.vacant && !s.detaching)
+            .filter(|&(i, slot)| i != sink && slot.live().is_some_and(Sink::is_attached))
             .count();
         if others == 0 {
             return Err(DetachError::LastSink(sink));
@@ -247,16 +414,19 @@ impl Mux {
         if self.input == Some(sink) {
             self.input = None;
         }
-        let s = &mut self.sinks[sink];
-        s.detaching = true;
-        if s.stats.overflow == Overflow::Drop {
-            s.discard_queue();
-            if self.in_flight.is_some_and(|f| f.0 == sink) {
-                self.in_flight = None;
-            }
+        let target = self.sink_mut(sink)?;
+        let was_connected = target.is_connected();
+        let change = target.detach();
+        let detached = target.state() == SinkState::Detached;
+        let backlog = target.queue.len();
+        if detached {
+            self.out.withdraw(sink);
         }
-        let backlog = s.queue.len();
-        if s.state() != SinkState::Closed {
+        self.report_episode(sink, change);
+        if detached && report {
+            self.push_report(SinkReport::Detached { sink });
+        }
+        if was_connected {
             self.note_disconnected();
         }
         self.wake_frontend_if_ready();
@@ -265,13 +435,23 @@ impl Mux {
 
     /// Removes `sink` (detaching it first if [`Mux::detach`] was not called):
     /// what it still has queued is discarded and counted as dropped. Returns
-    /// its final statistics; its index is free for a later attach.
+    /// its final statistics; its index is free for a later attach, and
+    /// refused by every call until then. It is not reported
+    /// ([`SinkReport::Detached`]): the caller knows. A drop episode under
+    /// way ends ([`SinkReport::DropStopped`]).
     pub fn release(&mut self, sink: usize) -> Result<SinkStats, DetachError> {
-        self.detach(sink)?;
-        if self.in_flight.is_some_and(|f| f.0 == sink) {
-            self.in_flight = None;
-        }
-        Ok(self.sinks[sink].vacate())
+        self.start_detaching(sink, false)?;
+        self.out.forget(sink);
+        let Slot::Live(s) =
+            core::mem::replace(&mut self.slots[sink], Slot::Vacant(ByteQueue::empty()))
+        else {
+            unreachable!("sink {sink} was just detached");
+        };
+        let unit = s.drop_unit();
+        let (stats, change, queue) = s.vacate();
+        self.slots[sink] = Slot::Vacant(queue);
+        self.push_episode(sink, change, unit, stats.dropped);
+        Ok(stats)
     }
 
     fn note_connected(&mut self) {
@@ -299,8 +479,7 @@ impl Mux {
     /// How many bytes [`Mux::write`] would accept now (`usize::MAX` when no open
     /// lossless sink limits it; one call accepts at most the queue capacity).
     pub fn write_room(&self) -> usize {
-        self.sinks
-            .iter()
+        self.sinks()
             .filter(|s| s.limits_frontend())
             .map(|s| s.queue.free())
             .min()
@@ -314,10 +493,13 @@ impl Mux {
     /// sink's queue is full; such sinks are offered again at once (so a caller
     /// that retries makes progress on whatever they take now), and
     /// [`FrontendEvent::Writable`] follows once every one has half its queue
-    /// free. Output that [`Mux::write_at`] held is released first.
+    /// free. Output that [`Mux::write_at`] held is released first. What is
+    /// not accepted is counted in [`MuxStats`].
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WouldBlock> {
         self.release_held();
-        self.write_now(data)
+        let r = self.write_now(data);
+        self.count_offer(data.len(), r);
+        r
     }
 
     /// Like [`Mux::write`], but coalesces: `now` is the caller's monotonic
@@ -334,13 +516,30 @@ impl Mux {
         if self.coalesce == 0 {
             return self.write(data);
         }
+        let r = self.write_held(data, now);
+        self.count_offer(data.len(), r);
+        r
+    }
+
+    fn count_offer(&mut self, len: usize, r: Result<usize, WouldBlock>) {
+        let accepted = r.unwrap_or(0);
+        let st = &mut self.stats;
+        st.frontend_offered += len as u64;
+        st.frontend_accepted += accepted as u64;
+        if accepted < len {
+            st.frontend_refusals += 1;
+            st.frontend_refused_bytes += (len - accepted) as u64;
+        }
+    }
+
+    fn write_held(&mut self, data: &[u8], now: u64) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
         }
         let data = &data[..data.len().min(self.capacity)];
         let quiet = self
             .last_out
-            .map_or(true, |last| now.saturating_sub(last) >= self.coalesce);
+            .is_none_or(|last| now.saturating_sub(last) >= self.coalesce);
         if self.flush_at.is_none() && quiet {
             // Nothing held and quiet for a whole window: out at once.
             self.last_out = Some(now);
@@ -348,10 +547,10 @@ impl Mux {
         }
         // Held output must fit in every queue, except that of a `drop` sink
         // that is pushing back: it drops its oldest bytes, as it would anyway.
-        let fits = self.sinks.iter().all(|s| {
+        let fits = self.sinks().all(|s| {
             !s.receives_output()
                 || s.queue.free() >= data.len()
-                || (s.stats.overflow == Overflow::Drop && s.is_blocked())
+                || (s.overflow() == Overflow::Drop && s.is_blocked())
         });
         if !fits {
             self.handle_timeout(now);
@@ -359,8 +558,9 @@ impl Mux {
         }
         // One window after the output that started it (never later than now + window).
         let since = self.last_out.map_or(now, |last| last.min(now));
-        self.flush_at
-            .get_or_insert(since.saturating_add(self.coalesce));
+        if self.flush_at.is_none() {
+            self.flush_at = Some(since.saturating_add(self.coalesce));
+        }
         self.fan_out(data, false);
         Ok(data.len())
     }
@@ -383,7 +583,7 @@ impl Mux {
 
     fn release_held(&mut self) {
         if self.flush_at.take().is_some() {
-            for s in self.sinks.iter_mut().filter(|s| s.is_open()) {
+            for s in self.sinks_mut() {
                 s.make_due();
             }
         }
@@ -397,7 +597,7 @@ impl Mux {
         if room == 0 {
             let first = !self.frontend_blocked;
             self.frontend_blocked = true;
-            for s in self.sinks.iter_mut() {
+            for s in self.sinks_mut() {
                 if s.limits_frontend() && s.queue.free() == 0 {
                     s.stats.backpressure_events += u64::from(first);
                     // A caller that spins (QEMU's write_all) retries at once:
@@ -418,14 +618,16 @@ impl Mux {
         if self.history.capacity() > 0 {
             self.history.push_overwrite(data);
         }
-        for (i, s) in self.sinks.iter_mut().enumerate() {
-            if s.receives_output()
-                && s.enqueue(data, due)
-                && self.in_flight.is_some_and(|f| f.0 == i)
-            {
-                // The bytes out with the caller were discarded.
-                self.in_flight = None;
+        for i in 0..self.slots.len() {
+            let Some(s) = self.slots[i].live_mut().filter(|s| s.receives_output()) else {
+                continue;
+            };
+            let (front_discarded, change) = s.enqueue(data, due);
+            if front_discarded {
+                // The bytes out with the caller, if any, are gone.
+                self.out.withdraw(i);
             }
+            self.report_episode(i, change);
         }
     }
 
@@ -434,54 +636,89 @@ impl Mux {
     /// [`Mux::transmitted`] before its next call; asking again first hands out
     /// the same bytes. `None`: nothing to write now.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        let sink = match self.in_flight {
-            Some(f) => f.0,
-            None => self.sinks.iter().position(Sink::is_due)?,
+        let sink = match self.out {
+            Out::Handed { sink, .. } => sink,
+            Out::Nothing | Out::Withdrawn { .. } => self
+                .slots
+                .iter()
+                .position(|s| s.live().is_some_and(Sink::is_due))?,
         };
-        let (data, notice) = self.sinks[sink].front();
-        self.in_flight = Some(InFlight(sink, data.len(), notice));
-        Some(Transmit { sink, data })
+        let front = self.slots[sink].live()?.front();
+        self.out = Out::Handed {
+            sink,
+            len: front.bytes().len(),
+            kind: front.kind(),
+        };
+        Some(Transmit {
+            sink,
+            data: front.bytes(),
+        })
     }
 
     /// What became of the bytes [`Mux::poll_transmit`] handed out for `sink`.
-    /// A sink that closed meanwhile (its write failed and it disconnected)
-    /// ignores the report.
+    ///
+    /// If they were withdrawn before this report (the sink closed, even if
+    /// it opened again since, or was detached, or a `drop` sink discarded
+    /// them to make room), the report is accepted and ignored: a write that
+    /// failed because the viewer hung up (EPIPE, then CLOSED from inside the
+    /// caller's write) does not fail the sink. A second report for the same
+    /// bytes, or one for a sink that has nothing out, is refused
+    /// ([`TransmitError::NotOffered`]); a released index is refused as by
+    /// every call.
     pub fn transmitted(&mut self, sink: usize, outcome: WriteOutcome) -> Result<(), TransmitError> {
-        let s = self
-            .sinks
-            .get_mut(sink)
-            .ok_or(TransmitError::NoSuchSink(sink))?;
-        let Some(InFlight(_, len, notice)) = self.in_flight.filter(|f| f.0 == sink) else {
-            return if s.is_open() {
-                Err(TransmitError::NotOffered(sink))
-            } else {
-                Ok(())
-            };
+        self.sink(sink)?;
+        let (len, kind) = match self.out {
+            Out::Handed { sink: k, len, kind } if k == sink => (len, kind),
+            Out::Withdrawn { sink: k } if k == sink => {
+                self.out = Out::Nothing;
+                return Ok(());
+            }
+            _ => return Err(TransmitError::NotOffered(sink)),
         };
-        self.in_flight = None;
+        self.out = Out::Nothing;
+        let s = self.sink_mut(sink)?;
         match outcome {
             WriteOutcome::Written(0) | WriteOutcome::WouldBlock => s.push_back(),
-            WriteOutcome::Written(n) if n <= len => s.consumed(n, notice),
+            WriteOutcome::Written(n) if n <= len => {
+                let change = s.consumed(n, kind);
+                let finished = s.finish_detaching();
+                self.report_episode(sink, change);
+                if finished {
+                    self.push_report(SinkReport::Detached { sink });
+                }
+            }
             // It claims more than it was given: a bug on its side; stop trusting it.
-            WriteOutcome::Written(_) => s.fail(libc_einval()),
+            WriteOutcome::Written(_) => self.fail(sink, libc_einval()),
             WriteOutcome::Interrupted => s.interrupt(),
-            WriteOutcome::Failed(errno) => s.fail(errno),
+            WriteOutcome::Failed(errno) => self.fail(sink, errno),
         }
         self.wake_frontend_if_ready();
         Ok(())
     }
 
+    /// A hard write error on `sink`, which is open or being detached.
+    fn fail(&mut self, sink: usize, errno: i32) {
+        let Some(s) = self.slots[sink].live_mut() else {
+            return;
+        };
+        let change = s.fail(errno);
+        let detached = s.state() == SinkState::Detached;
+        self.push_report(SinkReport::Failed { sink, errno });
+        self.report_episode(sink, change);
+        if detached {
+            self.push_report(SinkReport::Detached { sink });
+        }
+    }
+
     /// Whether the caller should watch `sink` for writability (it pushed back
     /// and has bytes queued) and report it with [`Mux::sink_writable`].
     pub fn wants_writable(&self, sink: usize) -> bool {
-        self.sinks
-            .get(sink)
-            .is_some_and(|s| s.is_open() && s.is_blocked())
+        self.sink(sink).is_ok_and(Sink::is_blocked)
     }
 
     /// [`Mux::wants_writable`] of every sink as a bit mask (bit k: sink k).
     pub fn watch_mask(&self) -> u32 {
-        (0..self.sinks.len())
+        (0..self.slots.len())
             .filter(|&i| self.wants_writable(i))
             .fold(0, |m, i| m | 1 << i)
     }
@@ -489,51 +726,42 @@ impl Mux {
     /// Sink `sink` is writable (or should be tried again): its queue is
     /// offered through [`Mux::poll_transmit`]. Spurious calls are harmless.
     pub fn sink_writable(&mut self, sink: usize) -> Result<(), NoSuchSink> {
-        let s = self.sink_mut(sink)?;
-        if s.is_open() {
-            s.writable();
-        }
+        self.sink_mut(sink)?.writable();
         Ok(())
     }
 
     /// Bytes queued for open `block` sinks: what must still be written before
     /// the multiplexer can be freed without losing accepted output.
     pub fn lossless_backlog(&self) -> usize {
-        self.sinks
-            .iter()
+        self.sinks()
             .filter(|s| s.limits_frontend())
             .map(|s| s.queue.len())
             .sum()
     }
 
-    /// A sink opened, closed or sent a break.
+    /// A sink opened, closed or sent a break. A sink being detached only
+    /// heeds a close (which finishes detaching it: its queue is discarded).
     pub fn sink_event(&mut self, sink: usize, event: SinkEvent) -> Result<(), NoSuchSink> {
-        self.sink(sink)?;
-        if self.in_flight.is_some_and(|f| f.0 == sink) && event != SinkEvent::Break {
-            self.in_flight = None;
-        }
         let history = &self.history;
-        let s = &mut self.sinks[sink];
-        if s.detaching {
-            // On its way out: a close drops its backlog, nothing else matters.
-            if event == SinkEvent::Closed {
-                s.discard_queue();
-                s.stats.state = SinkState::Closed;
-            }
-            return Ok(());
-        }
-        match event {
-            SinkEvent::Opened => {
-                let was = s.state();
-                if was == SinkState::Open {
-                    return Ok(());
+        let s = self
+            .slots
+            .get_mut(sink)
+            .and_then(Slot::live_mut)
+            .ok_or(NoSuchSink(sink))?;
+        match (event, s.state()) {
+            (SinkEvent::Break, _) => {
+                if self.input == Some(sink) {
+                    self.push_event(FrontendEvent::Break);
                 }
-                s.stats.state = SinkState::Open;
+                return Ok(());
+            }
+            (SinkEvent::Opened, SinkState::Closed | SinkState::Failed) => {
+                let new_connection = s.open();
                 if !history.is_empty() {
                     s.queue_replay(history.as_slices());
                 }
                 s.writable();
-                if was == SinkState::Closed {
+                if new_connection {
                     if self.frontend_open && self.input == Some(sink) {
                         // A new client on the input: a frontend that keeps
                         // per-connection state (a monitor's greeting and
@@ -544,19 +772,19 @@ impl Mux {
                     self.note_connected();
                 }
             }
-            SinkEvent::Closed => {
-                if s.state() == SinkState::Closed {
-                    return Ok(());
-                }
-                s.discard_queue();
-                s.stats.state = SinkState::Closed;
-                self.note_disconnected();
-            }
-            SinkEvent::Break => {
-                if self.input == Some(sink) {
-                    self.push_event(FrontendEvent::Break);
+            (SinkEvent::Closed, SinkState::Open | SinkState::Failed | SinkState::Detaching) => {
+                let was = s.state();
+                let change = s.close();
+                self.out.withdraw(sink);
+                self.report_episode(sink, change);
+                if was == SinkState::Detaching {
+                    self.push_report(SinkReport::Detached { sink });
+                } else {
+                    self.note_disconnected();
                 }
             }
+            // Opened while open, closed while closed, anything while detached.
+            _ => return Ok(()),
         }
         self.wake_frontend_if_ready();
         Ok(())
@@ -606,22 +834,43 @@ impl Mux {
         self.events.pop_front()
     }
 
+    /// The next report about a sink, oldest first. Poll them until `None`
+    /// after every call, as with [`Mux::poll_event`]: the queue is bounded,
+    /// and reports a caller leaves unpolled are discarded (the oldest first,
+    /// [`SinkReport::Detached`] last) and counted in
+    /// [`MuxStats::reports_lost`].
+    pub fn poll_sink_report(&mut self) -> Option<SinkReport> {
+        self.reports.pop_front()
+    }
+
     /// A snapshot of sink `sink`'s statistics.
     pub fn stats(&self, sink: usize) -> Result<SinkStats, NoSuchSink> {
         Ok(self.sink(sink)?.stats)
     }
 
+    /// A snapshot of the multiplexer's own counters.
+    pub fn mux_stats(&self) -> MuxStats {
+        self.stats
+    }
+
+    /// Bytes searched for newlines for `sink` so far (lines mode), for
+    /// the tests that bound the cost of whole-line drops.
+    #[cfg(any(test, feature = "model"))]
+    pub fn scanned_bytes(&self, sink: usize) -> Result<u64, NoSuchSink> {
+        Ok(self.sink(sink)?.scanned())
+    }
+
     fn sink(&self, sink: usize) -> Result<&Sink, NoSuchSink> {
-        self.sinks
+        self.slots
             .get(sink)
-            .filter(|s| !s.vacant)
+            .and_then(Slot::live)
             .ok_or(NoSuchSink(sink))
     }
 
     fn sink_mut(&mut self, sink: usize) -> Result<&mut Sink, NoSuchSink> {
-        self.sinks
+        self.slots
             .get_mut(sink)
-            .filter(|s| !s.vacant)
+            .and_then(Slot::live_mut)
             .ok_or(NoSuchSink(sink))
     }
 
@@ -655,13 +904,65 @@ impl Mux {
         }
     }
 
+    /// Queues a report without ever growing past [`MAX_REPORTS`]: when full,
+    /// the oldest report that is not [`SinkReport::Detached`] goes (the
+    /// oldest of all if every one is), counted in `reports_lost`.
+    fn push_report(&mut self, report: SinkReport) {
+        if self.reports.len() >= MAX_REPORTS {
+            let victim = self
+                .reports
+                .iter()
+                .position(|r| !matches!(r, SinkReport::Detached { .. }))
+                .unwrap_or(0);
+            self.reports.remove(victim);
+            self.stats.reports_lost += 1;
+        }
+        self.reports.push_back(report);
+    }
+
+    /// Reports a drop episode of `sink` (a live sink) that started or ended.
+    fn report_episode(&mut self, sink: usize, change: EpisodeChange) {
+        if change == EpisodeChange::None {
+            return;
+        }
+        if let Ok(s) = self.sink(sink) {
+            let (unit, dropped) = (s.drop_unit(), s.stats.dropped);
+            self.push_episode(sink, change, unit, dropped);
+        }
+    }
+
+    /// Reports a drop episode that started or ended; `unit` and `dropped`
+    /// are the sink's.
+    fn push_episode(
+        &mut self,
+        sink: usize,
+        change: EpisodeChange,
+        unit: Option<DropUnit>,
+        dropped: u64,
+    ) {
+        // Only a `drop` sink has episodes.
+        let unit = unit.unwrap_or(DropUnit::Bytes);
+        match change {
+            EpisodeChange::None => {}
+            EpisodeChange::Started => self.push_report(SinkReport::DropStarted {
+                sink,
+                unit,
+                dropped,
+            }),
+            EpisodeChange::Ended(episode) => self.push_report(SinkReport::DropStopped {
+                sink,
+                episode,
+                dropped,
+            }),
+        }
+    }
+
     fn wake_frontend_if_ready(&mut self) {
         if !self.frontend_blocked {
             return;
         }
         let ready = self
-            .sinks
-            .iter()
+            .sinks()
             .filter(|s| s.limits_frontend())
             .all(|s| s.queue.free() >= self.wake_threshold);
         if ready {

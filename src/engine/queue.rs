@@ -2,58 +2,79 @@
 
 use std::collections::{TryReserveError, VecDeque};
 
+/// What the queue knows of its first newline, kept up to date by every
+/// operation in O(1) so that [`ByteQueue::first_newline`] never searches a
+/// byte twice while it stays queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FirstNewline {
+    /// The first newline is at this index.
+    At(usize),
+    /// No newline among the first this many bytes; the rest is unsearched.
+    NoneBefore(usize),
+}
+
 /// A FIFO of at most `capacity` bytes. Pushing never reallocates.
 #[derive(Debug)]
-pub(crate) struct ByteQueue {
+pub struct ByteQueue {
     buf: VecDeque<u8>,
     capacity: usize,
+    first_newline: FirstNewline,
+    /// Bytes searched for newlines so far (see [`ByteQueue::scanned`]).
+    scanned: u64,
 }
 
 impl ByteQueue {
     /// A queue of `capacity` bytes, allocated now; an allocation failure is
     /// returned, not an abort.
-    pub(crate) fn with_capacity(capacity: usize) -> Result<Self, TryReserveError> {
+    pub fn with_capacity(capacity: usize) -> Result<Self, TryReserveError> {
         let mut buf = VecDeque::new();
         buf.try_reserve_exact(capacity)?;
-        Ok(ByteQueue { buf, capacity })
+        Ok(ByteQueue {
+            buf,
+            capacity,
+            first_newline: FirstNewline::NoneBefore(0),
+            scanned: 0,
+        })
     }
 
     /// A queue of capacity 0, which allocates nothing.
-    pub(crate) const fn empty() -> Self {
+    pub const fn empty() -> Self {
         ByteQueue {
             buf: VecDeque::new(),
             capacity: 0,
+            first_newline: FirstNewline::NoneBefore(0),
+            scanned: 0,
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.buf.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
-    pub(crate) fn free(&self) -> usize {
+    pub fn free(&self) -> usize {
         self.capacity - self.buf.len()
     }
 
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Appends `data`, which must fit.
-    pub(crate) fn push(&mut self, data: &[u8]) {
+    pub fn push(&mut self, data: &[u8]) {
         debug_assert!(data.len() <= self.free());
         self.buf.extend(data);
     }
 
     /// Appends `data`, discarding the oldest bytes (queued first, then the head of
     /// `data`) so that at most `capacity` remain. Returns how many were discarded.
-    pub(crate) fn push_overwrite(&mut self, data: &[u8]) -> usize {
+    pub fn push_overwrite(&mut self, data: &[u8]) -> usize {
         if data.len() >= self.capacity {
             let dropped = self.buf.len() + data.len() - self.capacity;
-            self.buf.clear();
+            self.clear();
             self.buf.extend(&data[data.len() - self.capacity..]);
             return dropped;
         }
@@ -64,52 +85,117 @@ impl ByteQueue {
     }
 
     /// The oldest contiguous run of queued bytes.
-    pub(crate) fn front(&self) -> &[u8] {
+    pub fn front(&self) -> &[u8] {
         self.buf.as_slices().0
     }
 
     /// The queued bytes, oldest first, as at most two slices.
-    pub(crate) fn as_slices(&self) -> (&[u8], &[u8]) {
+    pub fn as_slices(&self) -> (&[u8], &[u8]) {
         self.buf.as_slices()
     }
 
     /// Removes the `n` oldest bytes.
-    pub(crate) fn consume(&mut self, n: usize) {
+    pub fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.buf.len());
         self.buf.drain(..n);
+        self.first_newline = match self.first_newline {
+            FirstNewline::At(p) if p >= n => FirstNewline::At(p - n),
+            FirstNewline::At(_) => FirstNewline::NoneBefore(0),
+            FirstNewline::NoneBefore(k) => FirstNewline::NoneBefore(k.saturating_sub(n)),
+        };
+    }
+
+    /// Where the first newline is, if any. Amortised O(1) per byte pushed:
+    /// what was searched is remembered until it leaves the queue.
+    pub fn first_newline(&mut self) -> Option<usize> {
+        match self.first_newline {
+            FirstNewline::At(p) => Some(p),
+            FirstNewline::NoneBefore(k) => {
+                let found = self.search(b'\n', k);
+                self.first_newline = match found {
+                    Some(p) => FirstNewline::At(p),
+                    None => FirstNewline::NoneBefore(self.buf.len()),
+                };
+                found
+            }
+        }
     }
 
     /// The byte at `index` (which must be queued).
-    pub(crate) fn get(&self, index: usize) -> u8 {
+    pub fn get(&self, index: usize) -> u8 {
         self.buf[index]
     }
 
+    /// Where the first newline at or after `from` is, if any. Searches
+    /// from `from` on (the caller removes what it searched; see
+    /// [`ByteQueue::first_newline`] for the search it repeats).
+    pub fn find_newline(&mut self, from: usize) -> Option<usize> {
+        match self.first_newline {
+            FirstNewline::At(p) if p >= from => Some(p),
+            FirstNewline::NoneBefore(k) if k > from => {
+                // Known: nothing before k. Search on from there.
+                self.first_newline().filter(|&p| p >= from)
+            }
+            _ => self.search(b'\n', from),
+        }
+    }
+
     /// Where the first `byte` at or after `from` is, if any.
-    pub(crate) fn find(&self, byte: u8, from: usize) -> Option<usize> {
+    fn search(&mut self, byte: u8, from: usize) -> Option<usize> {
         let (a, b) = self.buf.as_slices();
         if from < a.len() {
-            if let Some(p) = memchr::memchr(byte, &a[from..]) {
+            let found = memchr::memchr(byte, &a[from..]);
+            self.scanned += found.map_or(a.len() - from, |p| p + 1) as u64;
+            if let Some(p) = found {
                 return Some(from + p);
             }
         }
         let skip = from.saturating_sub(a.len()).min(b.len());
-        memchr::memchr(byte, &b[skip..]).map(|p| a.len() + skip + p)
+        let found = memchr::memchr(byte, &b[skip..]);
+        self.scanned += found.map_or(b.len() - skip, |p| p + 1) as u64;
+        found.map(|p| a.len() + skip + p)
+    }
+
+    /// Bytes searched for newlines so far (up to and including the one
+    /// found): the work whole-line drops spent here (for the tests).
+    #[cfg(any(test, feature = "model"))]
+    pub fn scanned(&self) -> u64 {
+        self.scanned
     }
 
     /// Removes the bytes at `start..end`.
-    pub(crate) fn remove_range(&mut self, start: usize, end: usize) {
+    pub fn remove_range(&mut self, start: usize, end: usize) {
         self.buf.drain(start..end);
+        self.forget_from(start);
     }
 
     /// Keeps the `len` oldest bytes.
-    pub(crate) fn truncate(&mut self, len: usize) {
+    pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
+        self.forget_from(len);
+    }
+
+    /// Bytes from `index` on changed: forget what was known of them.
+    fn forget_from(&mut self, index: usize) {
+        self.first_newline = match self.first_newline {
+            FirstNewline::At(p) if p < index => FirstNewline::At(p),
+            FirstNewline::At(p) => FirstNewline::NoneBefore(p.min(index)),
+            FirstNewline::NoneBefore(k) => FirstNewline::NoneBefore(k.min(index)),
+        };
+    }
+
+    /// The same storage, empty and with its counter at 0, for a new owner.
+    pub fn recycle(mut self) -> Self {
+        self.clear();
+        self.scanned = 0;
+        self
     }
 
     /// Removes everything; returns how many bytes were removed.
-    pub(crate) fn clear(&mut self) -> usize {
+    pub fn clear(&mut self) -> usize {
         let n = self.buf.len();
         self.buf.clear();
+        self.first_newline = FirstNewline::NoneBefore(0);
         n
     }
 }
@@ -140,10 +226,11 @@ mod tests {
         q.consume(5);
         q.push(b"g\nhij");
         assert_eq!(contents(&q), b"efg\nhij");
-        assert_eq!(q.find(b'\n', 0), Some(3));
-        assert_eq!(q.find(b'\n', 3), Some(3));
-        assert_eq!(q.find(b'\n', 4), None);
-        assert_eq!(q.find(b'\n', 9), None);
+        assert_eq!(q.find_newline(0), Some(3));
+        assert_eq!(q.find_newline(3), Some(3));
+        assert_eq!(q.find_newline(4), None);
+        assert_eq!(q.find_newline(9), None);
+        assert_eq!(q.first_newline(), Some(3));
         q.remove_range(1, 4);
         assert_eq!(contents(&q), b"ehij");
         q.truncate(2);

@@ -1,26 +1,31 @@
-//! Counters an operator reads to see what each sink got and lost.
+//! What an operator reads to see what each sink got and lost.
 
-use super::config::Overflow;
-
-/// A sink's connection state.
+/// Where a sink stands, as [`Mux::sink_state`](super::Mux::sink_state) reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SinkState {
     /// Connected and receiving output.
     Open,
     /// Not connected (a TCP viewer with no client): receives nothing, never blocks.
     Closed,
-    /// Connected, but a write failed with a hard error: receives nothing until it
-    /// reconnects (closes and opens again), never blocks.
+    /// Connected, but a write failed with a hard error: its queue was
+    /// discarded (counted as dropped), it receives nothing and never
+    /// blocks, until it opens again ([`SinkEvent::Opened`](super::SinkEvent::Opened)).
     Failed,
+    /// Being detached ([`Mux::detach`](super::Mux::detach)) while connected:
+    /// gets no new output, and what it has queued is still written out.
+    Detaching,
+    /// Detached: what it had queued is written out (or was discarded: a
+    /// `drop` sink, or one that closed or failed); waiting for
+    /// [`Mux::release`](super::Mux::release).
+    Detached,
 }
 
-/// Per-sink statistics. Byte counts are totals since the multiplexer was created.
+/// Per-sink counters. Byte counts are totals since the sink was attached
+/// (or the multiplexer created).
 ///
 /// For every sink, `offered == delivered + queued + dropped` at all times.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkStats {
-    pub state: SinkState,
-    pub overflow: Overflow,
     /// Bytes handed to the sink while it was open (live output plus replay).
     pub offered: u64,
     /// Bytes the sink accepted.
@@ -28,7 +33,7 @@ pub struct SinkStats {
     /// Bytes waiting in the sink's queue now.
     pub queued: u64,
     /// Bytes offered but discarded: overflow of a `Drop` queue, or still queued when
-    /// the sink closed or failed.
+    /// the sink closed, failed, was detached (a `drop` sink) or released.
     pub dropped: u64,
     /// Bytes of history replayed when the sink opened (included in `offered`).
     pub replayed: u64,
@@ -52,29 +57,21 @@ pub struct SinkStats {
     pub notice_bytes: u64,
 }
 
-impl SinkStats {
-    pub(crate) fn new(overflow: Overflow, open: bool) -> Self {
-        SinkStats {
-            state: if open {
-                SinkState::Open
-            } else {
-                SinkState::Closed
-            },
-            overflow,
-            offered: 0,
-            delivered: 0,
-            queued: 0,
-            dropped: 0,
-            replayed: 0,
-            queue_high_water: 0,
-            backpressure_events: 0,
-            write_errors: 0,
-            last_errno: 0,
-            input_forwarded: 0,
-            input_discarded: 0,
-            drop_episodes: 0,
-            notices: 0,
-            notice_bytes: 0,
-        }
-    }
+/// Counters of the multiplexer as a whole, from [`Mux::stats`](super::Mux::stats).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MuxStats {
+    /// Bytes the frontend offered ([`Mux::write`](super::Mux::write) and
+    /// [`Mux::write_at`](super::Mux::write_at)), counted once per offer: a
+    /// frontend that offers the same bytes again counts them again.
+    pub frontend_offered: u64,
+    /// Bytes of those accepted.
+    pub frontend_accepted: u64,
+    /// Bytes offered and not accepted: all of an offer turned away ("would
+    /// block"), or what was left of one that was accepted in part.
+    pub frontend_refused_bytes: u64,
+    /// Offers that were turned away or accepted in part.
+    pub frontend_refusals: u64,
+    /// Sink reports discarded because the caller did not poll them (the
+    /// queue of [`Mux::poll_sink_report`](super::Mux::poll_sink_report) is bounded).
+    pub reports_lost: u64,
 }

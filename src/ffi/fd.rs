@@ -3,7 +3,7 @@
 use core::ffi::{c_char, c_int};
 use std::os::fd::IntoRawFd;
 
-use super::boundary::guard_or;
+use super::boundary::{errno, ffi_panic_boundary, set_errno, slice_mut_from_ptr};
 use crate::fdset;
 
 /// Duplicates `fd` and applies `flags` as `open(2)` would, the replacement for
@@ -13,51 +13,48 @@ use crate::fdset;
 /// both `O_CREAT` and `O_EXCL`. A pipe, FIFO, socket or character device is
 /// never truncated.
 ///
-/// Returns the new fd, owned by the caller (close it with `close(2)`), or -1
-/// with `errno` set and nothing left open. `fd` stays owned by the caller, but
-/// note that, as with `qemu_dup_flags()`, the status flags are set on the open
-/// file description that `fd` and the new fd share, so `fd` sees them too.
+/// Returns the new fd, owned by the caller (close it with `close(2)`; the
+/// result must not be ignored, or the fd leaks), or -1 with `errno` set and
+/// nothing left open. `fd` stays owned by the caller, but note that, as
+/// with `qemu_dup_flags()`, the status flags are set on the open file
+/// description that `fd` and the new fd share, so `fd` sees them too.
+#[must_use]
 #[no_mangle]
 pub extern "C" fn cmx_fd_dup_flags(fd: c_int, flags: c_int) -> c_int {
-    guard_or(-1, || match fdset::dup_flags(fd, flags) {
-        Ok(new) => new.into_raw_fd(),
-        Err(e) => {
-            set_errno(e.raw_os_error().unwrap_or(libc::EIO));
-            -1
+    ffi_panic_boundary! {
+        match fdset::dup_flags(fd, flags) {
+            Ok(new) => new.into_raw_fd(),
+            Err(e) => {
+                set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+                -1
+            }
         }
-    })
+    }
 }
 
 /// Writes a description of `fd` for an error message, such as
 /// `fd 33: pipe, write-only`, into `buf` (`len` bytes, always NUL-terminated
-/// when `len > 0`, truncated if needed; `buf` may be NULL when `len` is 0).
-/// Returns the length of the full description without its NUL, like
-/// `snprintf`. `errno` is preserved.
+/// when `len > 0`, truncated if needed; `buf` may be NULL, and then nothing
+/// is written). Returns the length of the full description without its
+/// NUL, like `snprintf`. `errno` is preserved.
 ///
 /// # Safety
-/// `buf` is NULL (with `len` 0) or valid for writing `len` bytes.
+/// `buf` is NULL or valid for writing `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn cmx_fd_describe(fd: c_int, buf: *mut c_char, len: usize) -> usize {
-    let saved = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-    let text = guard_or(String::from("fd: description failed"), || {
-        fdset::describe(fd)
-    });
-    if !buf.is_null() && len > 0 {
-        let n = text.len().min(len - 1);
-        // SAFETY: the caller guarantees `buf` points to `len` writable bytes;
-        // we write `n + 1 <= len` of them, and `text` does not overlap `buf`.
-        unsafe {
-            core::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
-            *buf.add(n) = 0;
+    ffi_panic_boundary! {
+        let saved = errno();
+        let text = fdset::describe(fd);
+        // SAFETY: `buf` is NULL or valid for `len` bytes of writes, per this
+        // function's contract.
+        if let Some(out) = unsafe { slice_mut_from_ptr(buf.cast::<u8>(), len) } {
+            if let Some(last) = out.len().checked_sub(1) {
+                let n = text.len().min(last);
+                out[..n].copy_from_slice(&text.as_bytes()[..n]);
+                out[n] = 0;
+            }
         }
+        set_errno(saved);
+        text.len()
     }
-    set_errno(saved);
-    text.len()
-}
-
-/// Sets the calling thread's `errno`.
-fn set_errno(errno: c_int) {
-    // SAFETY: __errno_location() returns a valid pointer to the calling
-    // thread's errno for the life of the thread.
-    unsafe { *libc::__errno_location() = errno };
 }

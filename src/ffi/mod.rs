@@ -1,18 +1,29 @@
 //! The C ABI. This module is the only place raw pointers are touched.
 //!
-//! Conventions (modelled on rustls-ffi):
-//! - every function returns a `#[must_use]` `cmx_result` (or a value with a
-//!   documented error value), checks its pointer arguments for NULL and
-//!   catches panics (a panic poisons the multiplexer: later calls return
-//!   `CMX_RESULT_PANIC`);
-//! - objects are opaque and created by `cmx_*_new`, freed by `cmx_*_free`;
-//! - pointers passed in are borrowed for the duration of the call only,
-//!   unless a function's documentation says otherwise;
-//! - the library never calls out: the caller pushes events in and pulls work
-//!   out (`cmx_mux_poll_transmit()`, `cmx_mux_watch_mask()`,
-//!   `cmx_mux_poll_event()`, `cmx_mux_poll_timeout()`), so it can never be
-//!   re-entered;
-//! - a multiplexer is used from one thread at a time.
+//! Conventions (modelled on rustls-ffi; the header's preamble states them
+//! for C callers):
+//! - every `cmx_mux_*` function returns a `#[must_use]` `cmx_result`, whose
+//!   values are stable; retired ones are never reused;
+//! - out-parameters are written only when the call returns `CMX_RESULT_OK`:
+//!   on any other result they keep the caller's values;
+//! - a required pointer that is NULL gives `CMX_RESULT_NULL_PARAMETER`;
+//!   pointers passed in are borrowed for the call only, unless a
+//!   function's documentation says otherwise;
+//! - no panic crosses into C: every exported function's body runs inside
+//!   [`boundary::ffi_panic_boundary!`], and a panic inside a multiplexer
+//!   poisons it (later calls return `CMX_RESULT_PANIC`);
+//! - raw pointers become references in one checked step each, in
+//!   [`boundary`], the only module that dereferences them;
+//! - caller-allocated configuration structs start with a `size` field,
+//!   checked before anything else is read, so that a header that does not
+//!   match the library fails loudly (`CMX_RESULT_CONFIG_SIZE_MISMATCH`);
+//! - objects are opaque, created by `cmx_*_new` and freed by `cmx_*_free`;
+//! - the library never calls out: the caller pushes events in and pulls
+//!   work out (`cmx_mux_poll_transmit()`, `cmx_mux_watch_mask()`,
+//!   `cmx_mux_poll_event()`, `cmx_mux_poll_sink_report()`,
+//!   `cmx_mux_poll_timeout()`), so it can never be re-entered;
+//! - a multiplexer is used from one thread at a time (it is `Send`, not
+//!   `Sync`).
 
 #![allow(non_camel_case_types)]
 // `#[must_use]` on functions that return the `#[must_use]` `cmx_result` is not
@@ -20,7 +31,7 @@
 // in the C header.
 #![allow(clippy::double_must_use)]
 
-mod boundary;
+pub(crate) mod boundary;
 pub mod control;
 pub(crate) mod enums;
 pub mod events;
@@ -39,10 +50,13 @@ pub use result::*;
 pub use transmit::*;
 pub use write::*;
 
+/// The crate's version, NUL-terminated. Written out (not
+/// `env!("CARGO_PKG_VERSION")`), because meson builds the crate without
+/// cargo; a test checks it against Cargo.toml and meson.build.
+const VERSION: &core::ffi::CStr = c"0.4.0";
+
 /// The library's version, a static NUL-terminated string such as "0.4.0".
-/// Written out (not `env!("CARGO_PKG_VERSION")`), because meson builds the
-/// crate without cargo; a test checks it against Cargo.toml and meson.build.
 #[no_mangle]
 pub extern "C" fn cmx_version() -> *const core::ffi::c_char {
-    c"0.3.0".as_ptr()
+    boundary::ffi_panic_boundary! { VERSION.as_ptr() }
 }

@@ -2,14 +2,18 @@
 //! statistics.
 
 use core::cell::Cell;
+use core::mem::{offset_of, size_of};
 
-use static_assertions::const_assert_eq;
+use static_assertions::{assert_impl_all, assert_not_impl_any, const_assert, const_assert_eq};
 
-use super::boundary::{guard, try_ffi};
+use super::boundary::{
+    ffi_panic_boundary, try_config_from_ptr, try_ffi, try_mut_from_ptr, try_opt_mut_from_ptr,
+    try_ref_from_ptr, SizedConfig,
+};
 use super::enums::{cmx_drop_unit, cmx_overflow, cmx_sink_state};
 use super::result::cmx_result;
 use crate::engine::{
-    Config, ConfigError, DropUnit, Mux, Overflow, SinkConfig, SinkState, SinkStats,
+    Config, ConfigError, DropUnit, Mux, MuxStats, Overflow, SinkConfig, SinkState, SinkStats,
     DEFAULT_QUEUE_CAPACITY, MAX_COALESCE_NS, MAX_QUEUE_CAPACITY, MAX_SINKS,
 };
 
@@ -33,30 +37,43 @@ const_assert_eq!(CMX_INPUT_DISCARD_CHUNK, crate::engine::DISCARD_CHUNK);
 const_assert_eq!(CMX_DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY);
 const_assert_eq!(CMX_MAX_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY);
 // A watch mask has one bit per sink.
-static_assertions::const_assert!(CMX_MAX_SINKS <= 32);
+const_assert!(CMX_MAX_SINKS <= 32);
 
-/// One sink's configuration.
+/// One sink's configuration, allocated by the caller. Set `size`; every
+/// other field may be left 0, which is the safe choice: a `drop` sink in
+/// `lines` mode, closed, not the input, no notice.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct cmx_sink_config {
-    /// A `cmx_overflow` value.
+    /// `sizeof(cmx_sink_config)`. Any other value (a header that does not
+    /// match the library, or a `size` left 0) is refused with
+    /// `CMX_RESULT_CONFIG_SIZE_MISMATCH`.
+    pub size: usize,
+    /// A `cmx_overflow` value; 0 is `CMX_OVERFLOW_DROP`.
     pub overflow: u32,
-    /// Whether the sink is already open when the multiplexer is created.
+    /// A `cmx_drop_unit` value: what a `drop` sink discards (ignored for
+    /// `block`); 0 is `CMX_DROP_UNIT_LINES`.
+    pub drop_unit: u32,
+    /// Whether the sink is already open when the multiplexer is created (or
+    /// attached).
     pub open: bool,
     /// Whether this sink is the input source (at most one may be).
     pub input: bool,
-    /// A `cmx_drop_unit` value: what a `drop` sink discards (ignored for `block`).
-    pub drop_unit: u32,
     /// Whether a `drop` sink that catches up after dropping gets one notice
     /// line, `\r\n[multiplex: N bytes dropped]\r\n` (counted in `notices`
     /// and `notice_bytes`, not in `offered`/`delivered`). Refused on `block`.
     pub drop_notice: bool,
 }
 
-/// A multiplexer's configuration. Borrowed by `cmx_mux_new()` for the call only.
+/// A multiplexer's configuration, allocated by the caller. Borrowed by
+/// `cmx_mux_new()` for the call only.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct cmx_mux_config {
+    /// `sizeof(cmx_mux_config)`. Any other value (a header that does not
+    /// match the library, or a `size` left 0) is refused with
+    /// `CMX_RESULT_CONFIG_SIZE_MISMATCH`.
+    pub size: usize,
     /// `n_sinks` sink configurations; sink indexes are positions in this array.
     pub sinks: *const cmx_sink_config,
     /// 1 to `CMX_MAX_SINKS`.
@@ -73,10 +90,19 @@ pub struct cmx_mux_config {
     pub coalesce_ns: u64,
 }
 
-/// A sink's statistics; byte counts are totals since the multiplexer was
-/// created, and `offered == delivered + queued + dropped` always holds.
+// SAFETY: both are repr(C) with `size: usize` as their first field (checked
+// below), which the caller sets to sizeof the struct.
+unsafe impl SizedConfig for cmx_sink_config {}
+// SAFETY: as above.
+unsafe impl SizedConfig for cmx_mux_config {}
+const_assert_eq!(offset_of!(cmx_sink_config, size), 0);
+const_assert_eq!(offset_of!(cmx_mux_config, size), 0);
+
+/// A sink's statistics; byte counts are totals since the sink was attached
+/// (or the multiplexer created), and `offered == delivered + queued +
+/// dropped` always holds.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct cmx_sink_stats {
     /// A `cmx_sink_state` value.
     pub state: u32,
@@ -88,7 +114,8 @@ pub struct cmx_sink_stats {
     pub delivered: u64,
     /// Bytes waiting in its queue now.
     pub queued: u64,
-    /// Bytes discarded: overflow of a `drop` queue, or queued when it closed or failed.
+    /// Bytes discarded: overflow of a `drop` queue, or queued when it closed,
+    /// failed, was detached (a `drop` sink) or released.
     pub dropped: u64,
     /// Bytes of history replayed to it (part of `offered`).
     pub replayed: u64,
@@ -112,6 +139,28 @@ pub struct cmx_sink_stats {
     pub notice_bytes: u64,
 }
 
+/// The multiplexer's own counters, from `cmx_mux_stats()`: totals since it
+/// was created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct cmx_mux_counters {
+    /// Bytes the frontend offered (`cmx_mux_write()`, `cmx_mux_write_at()`),
+    /// counted per offer: a frontend that offers the same bytes again (one
+    /// that retries, as a 16550 does) counts them again.
+    pub frontend_offered: u64,
+    /// Bytes of those accepted.
+    pub frontend_accepted: u64,
+    /// Bytes offered and not accepted: all of an offer turned away with
+    /// `CMX_RESULT_WOULD_BLOCK`, or what was left of one accepted in part. A
+    /// frontend that drops what is refused (virtconsole) lost these.
+    pub frontend_refused_bytes: u64,
+    /// Offers turned away or accepted in part.
+    pub frontend_refusals: u64,
+    /// Sink reports discarded because they were not polled
+    /// (`cmx_mux_poll_sink_report()` keeps a bounded queue).
+    pub reports_lost: u64,
+}
+
 /// A multiplexer: one frontend, 1 to `CMX_MAX_SINKS` sinks. Opaque. It never
 /// calls out: the caller pushes events in and pulls work out.
 pub struct cmx_mux {
@@ -119,74 +168,76 @@ pub struct cmx_mux {
     engine: Mux,
 }
 
-/// Runs `f` on the multiplexer for one call that changes it: NULL and
-/// poisoned multiplexers are refused, and a panic poisons it.
-///
-/// # Safety
-/// `mux` is NULL or a pointer returned by `cmx_mux_new()` and not yet freed,
-/// and no other call on it runs at the same time (the API's contract).
-pub(super) unsafe fn with_mux(
-    mux: *mut cmx_mux,
-    f: impl FnOnce(&mut Mux) -> cmx_result,
-) -> cmx_result {
-    // SAFETY: per this function's contract the pointer is NULL or live and
-    // not used by anyone else during the call; the engine never calls out,
-    // so this `&mut` is the only reference while it lives.
-    let Some(m) = (unsafe { mux.as_mut() }) else {
-        return cmx_result::NullParameter;
-    };
+// A multiplexer may move to another thread (QEMU's main loop may run in
+// any), but is used from one at a time: it is Send and not Sync.
+assert_impl_all!(Mux: Send);
+assert_impl_all!(cmx_mux: Send);
+assert_not_impl_any!(cmx_mux: Sync);
+// The C structs' sizes, as the header declares them on 64-bit Linux (a
+// change here is an ABI change: it comes with a new `size`).
+#[cfg(target_pointer_width = "64")]
+mod sizes {
+    use super::*;
+    const_assert_eq!(size_of::<cmx_sink_config>(), 24);
+    const_assert_eq!(size_of::<cmx_mux_config>(), 48);
+    const_assert_eq!(size_of::<cmx_sink_stats>(), 120);
+    const_assert_eq!(size_of::<cmx_mux_counters>(), 40);
+    const_assert_eq!(size_of::<super::super::transmit::cmx_transmit>(), 24);
+    const_assert_eq!(size_of::<super::super::events::cmx_sink_report>(), 40);
+    const_assert_eq!(size_of::<super::super::enums::cmx_overflow>(), 4);
+    const_assert_eq!(size_of::<cmx_result>(), 4);
+}
+
+/// Runs `f` on the multiplexer for one call that changes it: a poisoned
+/// multiplexer is refused, and a panic in `f` poisons it. Called inside
+/// the exported function's [`ffi_panic_boundary!`], which catches the
+/// panic: the multiplexer is marked poisoned for the length of the call
+/// and unmarked when `f` returns, so one that unwound stays poisoned, at
+/// the cost of no second `catch_unwind`.
+pub(crate) fn with_mux(m: &mut cmx_mux, f: impl FnOnce(&mut Mux) -> cmx_result) -> cmx_result {
     if m.poisoned.get() {
         return cmx_result::Panic;
     }
-    let r = guard(|| f(&mut m.engine));
-    if r == cmx_result::Panic {
-        m.poisoned.set(true);
-    }
+    m.poisoned.set(true);
+    let r = f(&mut m.engine);
+    m.poisoned.set(r == cmx_result::Panic);
     r
 }
 
 /// [`with_mux`] for a call that only reads the multiplexer.
-///
-/// # Safety
-/// As for [`with_mux`].
-pub(super) unsafe fn with_mux_ref(
-    mux: *const cmx_mux,
-    f: impl FnOnce(&Mux) -> cmx_result,
-) -> cmx_result {
-    // SAFETY: NULL or live per the contract; shared access only.
-    let Some(m) = (unsafe { mux.as_ref() }) else {
-        return cmx_result::NullParameter;
-    };
+pub(crate) fn with_mux_ref(m: &cmx_mux, f: impl FnOnce(&Mux) -> cmx_result) -> cmx_result {
     if m.poisoned.get() {
         return cmx_result::Panic;
     }
-    let r = guard(|| f(&m.engine));
-    if r == cmx_result::Panic {
-        m.poisoned.set(true);
-    }
+    m.poisoned.set(true);
+    let r = f(&m.engine);
+    m.poisoned.set(r == cmx_result::Panic);
     r
 }
 
-/// Writes `value` through `out`.
-pub(super) fn put<T>(out: *mut T, value: T) {
-    // SAFETY: every caller checked `out` for NULL; the C caller guarantees it
-    // points to writable memory for a `T`.
-    unsafe { out.write(value) }
-}
-
-fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
+/// The sinks of `config`, checked.
+///
+/// # Safety
+/// `config.sinks` is NULL or points to `config.n_sinks` sink configurations
+/// (of this header's version: the first one's `size` is checked before the
+/// rest is read), readable for the call.
+unsafe fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
     if config.n_sinks == 0 {
         return Err(cmx_result::ConfigNoSinks);
     }
     if config.n_sinks > MAX_SINKS {
         return Err(cmx_result::ConfigTooManySinks);
     }
-    if config.sinks.is_null() {
-        return Err(cmx_result::NullParameter);
+    // SAFETY: NULL or a readable sink configuration per this function's
+    // contract; its size is checked before it is read as one.
+    unsafe {
+        super::boundary::config_from_ptr(config.sinks)?;
     }
-    // SAFETY: non-NULL, and the caller guarantees `n_sinks` (checked <= 8)
-    // readable elements, borrowed for this call only.
-    let sinks = unsafe { core::slice::from_raw_parts(config.sinks, config.n_sinks) };
+    // SAFETY: the first element is a cmx_sink_config of this library's
+    // size, so the caller's array has this library's stride, and `n_sinks`
+    // (checked <= 8) elements are readable per this function's contract.
+    let sinks = unsafe { super::boundary::slice_from_ptr(config.sinks, config.n_sinks) }
+        .ok_or(cmx_result::NullParameter)?;
     let mut input = None;
     let mut out = Vec::with_capacity(sinks.len());
     for (i, s) in sinks.iter().enumerate() {
@@ -205,7 +256,10 @@ fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
 }
 
 /// One sink's configuration, checked.
-pub(super) fn sink_from_c(s: &cmx_sink_config) -> Result<SinkConfig, cmx_result> {
+pub(crate) fn sink_from_c(s: &cmx_sink_config) -> Result<SinkConfig, cmx_result> {
+    if s.size != size_of::<cmx_sink_config>() {
+        return Err(cmx_result::ConfigSizeMismatch);
+    }
     let overflow = match cmx_overflow::try_from(s.overflow) {
         Ok(cmx_overflow::Block) => Overflow::Block,
         Ok(cmx_overflow::Drop) => Overflow::Drop,
@@ -226,7 +280,7 @@ pub(super) fn sink_from_c(s: &cmx_sink_config) -> Result<SinkConfig, cmx_result>
     Ok(config)
 }
 
-pub(super) fn config_error(e: ConfigError) -> cmx_result {
+pub(crate) fn config_error(e: ConfigError) -> cmx_result {
     match e {
         ConfigError::NoSinks => cmx_result::ConfigNoSinks,
         ConfigError::TooManySinks(_) => cmx_result::ConfigTooManySinks,
@@ -242,37 +296,35 @@ pub(super) fn config_error(e: ConfigError) -> cmx_result {
 }
 
 /// Creates a multiplexer. On success `*out` receives it, owned by the caller
-/// until `cmx_mux_free()`; on failure `*out` is set to NULL. `config` is
-/// borrowed for the call only. If a sink starts open, the first
-/// `cmx_mux_poll_event()` returns `CMX_FRONTEND_EVENT_OPENED`.
+/// until `cmx_mux_free()`. `config` is borrowed for the call only; its
+/// `size` (and each sink's) must be `sizeof` its struct. If a sink starts
+/// open, the first `cmx_mux_poll_event()` returns
+/// `CMX_FRONTEND_EVENT_OPENED`.
 ///
 /// # Safety
-/// `config` is NULL or valid for reads (with `n_sinks` readable sink configs);
-/// `out` is NULL or writable.
+/// `config` is NULL or points to a readable `cmx_mux_config` whose `sinks`
+/// points to `n_sinks` readable sink configurations (only the leading
+/// `size` fields are read before they are checked); `out` is NULL or
+/// writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_new(
     config: *const cmx_mux_config,
     out: *mut *mut cmx_mux,
 ) -> cmx_result {
-    guard(|| {
-        if out.is_null() {
-            return cmx_result::NullParameter;
-        }
-        put(out, core::ptr::null_mut());
-        // SAFETY: NULL or valid for reads per the contract; borrowed for this call.
-        let Some(config) = (unsafe { config.as_ref() }) else {
-            return cmx_result::NullParameter;
-        };
-        let cfg = try_ffi!(config_from_c(config));
+    ffi_panic_boundary! {
+        // SAFETY: `out` is NULL or writable and `config` NULL or a readable
+        // configuration (size first), per this function's contract.
+        let (out, config) = unsafe { (try_mut_from_ptr!(out), try_config_from_ptr!(config)) };
+        // SAFETY: `config.sinks` is as this function's contract says.
+        let cfg = try_ffi!(unsafe { config_from_c(config) });
         let engine = try_ffi!(Mux::new(cfg).map_err(config_error));
-        let mux = Box::new(cmx_mux {
+        *out = super::boundary::box_into_ptr(cmx_mux {
             poisoned: Cell::new(false),
             engine,
         });
-        put(out, Box::into_raw(mux));
         cmx_result::Ok
-    })
+    }
 }
 
 /// Frees a multiplexer and everything it queued (call `cmx_mux_handle_timeout()`
@@ -285,19 +337,17 @@ pub unsafe extern "C" fn cmx_mux_new(
 /// be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_free(mux: *mut cmx_mux) {
-    super::boundary::guard_or((), || {
-        if !mux.is_null() {
-            // SAFETY: the pointer came from Box::into_raw in cmx_mux_new and
-            // is not in use (per the contract); ownership returns to Rust.
-            drop(unsafe { Box::from_raw(mux) });
-        }
-    });
+    ffi_panic_boundary! {
+        // SAFETY: NULL or from cmx_mux_new (Box::into_raw) and not in use,
+        // per this function's contract; ownership returns to Rust.
+        unsafe { super::boundary::free_box(mux) }
+    }
 }
 
 /// Copies sink `sink`'s statistics into `*out`.
 ///
 /// # Safety
-/// `mux` is live; `out` is writable.
+/// `mux` is NULL or live; `out` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_sink_stats(
@@ -305,17 +355,34 @@ pub unsafe extern "C" fn cmx_mux_sink_stats(
     sink: usize,
     out: *mut cmx_sink_stats,
 ) -> cmx_result {
-    if out.is_null() {
-        return cmx_result::NullParameter;
+    ffi_panic_boundary! {
+        // SAFETY: `mux` is NULL or live, `out` NULL or writable, per this
+        // function's contract, and neither is used by anyone else meanwhile.
+        let (m, out) = unsafe { (try_ref_from_ptr!(mux), try_mut_from_ptr!(out)) };
+        with_mux_ref(m, |e| {
+            *out = try_ffi!(sink_stats_to_c(e, sink));
+            cmx_result::Ok
+        })
     }
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| match m.stats(sink) {
-            Ok(st) => {
-                put(out, stats_to_c(&st, m.is_detaching(sink)));
-                cmx_result::Ok
-            }
-            Err(_) => cmx_result::InvalidSink,
+}
+
+/// Copies the multiplexer's own counters into `*out`.
+///
+/// # Safety
+/// `mux` is NULL or live; `out` is NULL or writable.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn cmx_mux_stats(
+    mux: *const cmx_mux,
+    out: *mut cmx_mux_counters,
+) -> cmx_result {
+    ffi_panic_boundary! {
+        // SAFETY: `mux` is NULL or live, `out` NULL or writable, per this
+        // function's contract.
+        let (m, out) = unsafe { (try_ref_from_ptr!(mux), try_mut_from_ptr!(out)) };
+        with_mux_ref(m, |e| {
+            *out = counters_to_c(&e.mux_stats());
+            cmx_result::Ok
         })
     }
 }
@@ -327,7 +394,8 @@ pub unsafe extern "C" fn cmx_mux_sink_stats(
 /// released one).
 ///
 /// # Safety
-/// `mux` is live; `open` is writable; `n_sinks` is NULL or writable.
+/// `mux` is NULL or live; `open` is NULL or writable; `n_sinks` is NULL or
+/// writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_frontend_open(
@@ -335,35 +403,45 @@ pub unsafe extern "C" fn cmx_mux_frontend_open(
     open: *mut bool,
     n_sinks: *mut usize,
 ) -> cmx_result {
-    if open.is_null() {
-        return cmx_result::NullParameter;
-    }
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| {
-            put(open, m.frontend_open());
-            if !n_sinks.is_null() {
-                put(n_sinks, m.sink_count());
+    ffi_panic_boundary! {
+        // SAFETY: `mux` is NULL or live, the out-parameters NULL or writable,
+        // per this function's contract.
+        let (m, open, n_sinks) = unsafe {
+            (
+                try_ref_from_ptr!(mux),
+                try_mut_from_ptr!(open),
+                try_opt_mut_from_ptr!(n_sinks),
+            )
+        };
+        with_mux_ref(m, |e| {
+            *open = e.frontend_open();
+            if let Some(n) = n_sinks {
+                *n = e.sink_count();
             }
             cmx_result::Ok
         })
     }
 }
 
-pub(super) fn stats_to_c(st: &SinkStats, detaching: bool) -> cmx_sink_stats {
+/// Sink `sink`'s statistics as the C struct.
+pub(crate) fn sink_stats_to_c(e: &Mux, sink: usize) -> Result<cmx_sink_stats, cmx_result> {
+    let st = e.stats(sink).map_err(|_| cmx_result::InvalidSink)?;
+    let state = e.sink_state(sink).map_err(|_| cmx_result::InvalidSink)?;
+    let overflow = e.overflow(sink).map_err(|_| cmx_result::InvalidSink)?;
+    Ok(stats_to_c(&st, state, overflow))
+}
+
+pub(crate) fn stats_to_c(st: &SinkStats, state: SinkState, overflow: Overflow) -> cmx_sink_stats {
     cmx_sink_stats {
-        state: match st.state {
-            SinkState::Open if detaching => cmx_sink_state::Detaching,
+        state: match state {
             SinkState::Open => cmx_sink_state::Open,
             SinkState::Closed => cmx_sink_state::Closed,
             SinkState::Failed => cmx_sink_state::Failed,
+            SinkState::Detaching => cmx_sink_state::Detaching,
+            SinkState::Detached => cmx_sink_state::Detached,
         }
         .into(),
-        overflow: match st.overflow {
-            Overflow::Block => cmx_overflow::Block,
-            Overflow::Drop => cmx_overflow::Drop,
-        }
-        .into(),
+        overflow: overflow_to_c(overflow).into(),
         offered: st.offered,
         delivered: st.delivered,
         queued: st.queued,
@@ -378,5 +456,29 @@ pub(super) fn stats_to_c(st: &SinkStats, detaching: bool) -> cmx_sink_stats {
         drop_episodes: st.drop_episodes,
         notices: st.notices,
         notice_bytes: st.notice_bytes,
+    }
+}
+
+pub(crate) const fn overflow_to_c(o: Overflow) -> cmx_overflow {
+    match o {
+        Overflow::Block => cmx_overflow::Block,
+        Overflow::Drop => cmx_overflow::Drop,
+    }
+}
+
+pub(crate) const fn drop_unit_to_c(u: DropUnit) -> cmx_drop_unit {
+    match u {
+        DropUnit::Bytes => cmx_drop_unit::Bytes,
+        DropUnit::Lines => cmx_drop_unit::Lines,
+    }
+}
+
+const fn counters_to_c(s: &MuxStats) -> cmx_mux_counters {
+    cmx_mux_counters {
+        frontend_offered: s.frontend_offered,
+        frontend_accepted: s.frontend_accepted,
+        frontend_refused_bytes: s.frontend_refused_bytes,
+        frontend_refusals: s.frontend_refusals,
+        reports_lost: s.reports_lost,
     }
 }

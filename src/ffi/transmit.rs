@@ -4,7 +4,8 @@
 
 use core::ffi::c_int;
 
-use super::mux::{cmx_mux, put, with_mux, with_mux_ref};
+use super::boundary::{ffi_panic_boundary, try_mut_from_ptr, try_ref_from_ptr};
+use super::mux::{cmx_mux, with_mux, with_mux_ref};
 use super::result::cmx_result;
 use crate::engine::{TransmitError, WriteOutcome};
 
@@ -15,7 +16,9 @@ pub struct cmx_transmit {
     /// The sink's index.
     pub sink: usize,
     /// The bytes: owned by the multiplexer, valid until the next call on it
-    /// other than `cmx_mux_sink_event()` for another sink. NULL when `len` is 0.
+    /// other than `cmx_mux_sink_event()` for another sink. NULL when `len`
+    /// is 0. (A CLOSED for this sink withdraws them; see
+    /// `cmx_mux_transmitted()`.)
     pub data: *const u8,
     /// How many; 0 when nothing is to be written now.
     pub len: usize,
@@ -24,41 +27,36 @@ pub struct cmx_transmit {
 /// Stores in `*out` the next bytes to write, the front of one sink's queue,
 /// or `len` 0 when nothing is to be written now. Write them (or some of them)
 /// to sink `out->sink` without blocking, then report with
-/// `cmx_mux_transmitted()` before anything else; asking again first hands out
-/// the same bytes. A caller drains by calling this until `len` is 0.
+/// `cmx_mux_transmitted()` before any other call (but
+/// `cmx_mux_sink_event()`, which may come from inside the write); asking
+/// again first hands out the same bytes. A caller drains by calling this
+/// until `len` is 0.
 ///
 /// # Safety
-/// `mux` is live; `out` is writable.
+/// `mux` is NULL or live; `out` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_poll_transmit(
     mux: *mut cmx_mux,
     out: *mut cmx_transmit,
 ) -> cmx_result {
-    if out.is_null() {
-        return cmx_result::NullParameter;
-    }
-    put(
-        out,
-        cmx_transmit {
-            sink: 0,
-            data: core::ptr::null(),
-            len: 0,
-        },
-    );
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux(mux, |m| {
-            if let Some(t) = m.poll_transmit() {
-                put(
-                    out,
-                    cmx_transmit {
-                        sink: t.sink,
-                        data: t.data.as_ptr(),
-                        len: t.data.len(),
-                    },
-                );
-            }
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, `out` NULL or writable, per this
+        // function's contract.
+        let (m, out) = unsafe { (try_mut_from_ptr!(mux), try_mut_from_ptr!(out)) };
+        with_mux(m, |e| {
+            *out = match e.poll_transmit() {
+                Some(t) => cmx_transmit {
+                    sink: t.sink,
+                    data: t.data.as_ptr(),
+                    len: t.data.len(),
+                },
+                None => cmx_transmit {
+                    sink: 0,
+                    data: core::ptr::null(),
+                    len: 0,
+                },
+            };
             cmx_result::Ok
         })
     }
@@ -69,12 +67,21 @@ pub unsafe extern "C" fn cmx_mux_poll_transmit(
 /// more than handed out marks the sink failed with EINVAL), `-EAGAIN` or
 /// `-EWOULDBLOCK` means it took none (watch it: it is in
 /// `cmx_mux_watch_mask()`), `-EINTR` offers them again, any other negative
-/// value is `-errno` of a hard error, which marks the sink failed. A sink
-/// that closed meanwhile (its write failed and it disconnected) ignores the
-/// report; `CMX_RESULT_NOT_OFFERED` means nothing of that open sink was out.
+/// value is `-errno` of a hard error, which marks the sink failed (reported
+/// once by `cmx_mux_poll_sink_report()`).
+///
+/// Re-entrancy: if the sink closed while its bytes were out
+/// (`cmx_mux_sink_event()` CLOSED from inside the caller's write, as a
+/// socket whose peer hung up delivers it: EPIPE, then CLOSED), those bytes
+/// were withdrawn with its queue, and this report is accepted
+/// (`CMX_RESULT_OK`) and ignored, whatever `result` says, even if the sink
+/// opened again in between: a hang-up does not fail the sink. Likewise if
+/// it was detached or (a `drop` sink) discarded them to make room. A second
+/// report for the same bytes, or one for a sink with nothing out, is
+/// `CMX_RESULT_NOT_OFFERED`; a released index is `CMX_RESULT_INVALID_SINK`.
 ///
 /// # Safety
-/// `mux` is live.
+/// `mux` is NULL or live.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_transmitted(
@@ -82,21 +89,22 @@ pub unsafe extern "C" fn cmx_mux_transmitted(
     sink: usize,
     result: isize,
 ) -> cmx_result {
-    let outcome = match usize::try_from(result) {
-        Ok(n) => WriteOutcome::Written(n),
-        Err(_) => match result
-            .checked_neg()
-            .and_then(|e| c_int::try_from(e).ok())
-            .unwrap_or(libc::EINVAL)
-        {
-            libc::EINTR => WriteOutcome::Interrupted,
-            e if e == libc::EAGAIN || e == libc::EWOULDBLOCK => WriteOutcome::WouldBlock,
-            e => WriteOutcome::Failed(e),
-        },
-    };
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux(mux, |m| match m.transmitted(sink, outcome) {
+    ffi_panic_boundary! {
+        // SAFETY: NULL or live per this function's contract.
+        let m = unsafe { try_mut_from_ptr!(mux) };
+        let outcome = match usize::try_from(result) {
+            Ok(n) => WriteOutcome::Written(n),
+            Err(_) => match result
+                .checked_neg()
+                .and_then(|e| c_int::try_from(e).ok())
+                .unwrap_or(libc::EINVAL)
+            {
+                libc::EINTR => WriteOutcome::Interrupted,
+                e if e == libc::EAGAIN || e == libc::EWOULDBLOCK => WriteOutcome::WouldBlock,
+                e => WriteOutcome::Failed(e),
+            },
+        };
+        with_mux(m, |e| match e.transmitted(sink, outcome) {
             Ok(()) => cmx_result::Ok,
             Err(TransmitError::NoSuchSink(_)) => cmx_result::InvalidSink,
             Err(TransmitError::NotOffered(_)) => cmx_result::NotOffered,
@@ -111,17 +119,16 @@ pub unsafe extern "C" fn cmx_mux_transmitted(
 /// `cmx_mux_poll_transmit()`.
 ///
 /// # Safety
-/// `mux` is live; `mask` is writable.
+/// `mux` is NULL or live; `mask` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_watch_mask(mux: *const cmx_mux, mask: *mut u32) -> cmx_result {
-    if mask.is_null() {
-        return cmx_result::NullParameter;
-    }
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| {
-            put(mask, m.watch_mask());
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, `mask` NULL or writable, per this
+        // function's contract.
+        let (m, mask) = unsafe { (try_ref_from_ptr!(mux), try_mut_from_ptr!(mask)) };
+        with_mux_ref(m, |e| {
+            *mask = e.watch_mask();
             cmx_result::Ok
         })
     }
@@ -131,13 +138,14 @@ pub unsafe extern "C" fn cmx_mux_watch_mask(mux: *const cmx_mux, mask: *mut u32)
 /// through `cmx_mux_poll_transmit()`. Spurious calls are harmless.
 ///
 /// # Safety
-/// `mux` is live.
+/// `mux` is NULL or live.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_sink_writable(mux: *mut cmx_mux, sink: usize) -> cmx_result {
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux(mux, |m| match m.sink_writable(sink) {
+    ffi_panic_boundary! {
+        // SAFETY: NULL or live per this function's contract.
+        let m = unsafe { try_mut_from_ptr!(mux) };
+        with_mux(m, |e| match e.sink_writable(sink) {
             Ok(()) => cmx_result::Ok,
             Err(_) => cmx_result::InvalidSink,
         })
@@ -149,20 +157,19 @@ pub unsafe extern "C" fn cmx_mux_sink_writable(mux: *mut cmx_mux, sink: usize) -
 /// writes out first (with a time limit) so that nothing accepted is lost.
 ///
 /// # Safety
-/// `mux` is live; `bytes` is writable.
+/// `mux` is NULL or live; `bytes` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_lossless_backlog(
     mux: *const cmx_mux,
     bytes: *mut usize,
 ) -> cmx_result {
-    if bytes.is_null() {
-        return cmx_result::NullParameter;
-    }
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| {
-            put(bytes, m.lossless_backlog());
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, `bytes` NULL or writable, per this
+        // function's contract.
+        let (m, bytes) = unsafe { (try_ref_from_ptr!(mux), try_mut_from_ptr!(bytes)) };
+        with_mux_ref(m, |e| {
+            *bytes = e.lossless_backlog();
             cmx_result::Ok
         })
     }

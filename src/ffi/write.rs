@@ -7,22 +7,26 @@
 //! caller releases it once at a deadline the library names; output after a
 //! quiet window is offered at once, so a keystroke's echo is not delayed.
 
-use super::mux::{cmx_mux, put, with_mux, with_mux_ref};
+use super::boundary::{ffi_panic_boundary, try_mut_from_ptr, try_ref_from_ptr, try_slice};
+use super::mux::{cmx_mux, with_mux, with_mux_ref};
 use super::result::cmx_result;
 
 /// Offers `len` bytes of frontend output. On `CMX_RESULT_OK`, `*accepted`
 /// leading bytes (1 to `len`, at most the queue capacity, or 0 when `len` is
 /// 0) were taken and queued for every open sink: write them out with
 /// `cmx_mux_poll_transmit()`, and offer the rest later. On
-/// `CMX_RESULT_WOULD_BLOCK` nothing was taken: an open `block` sink's queue
-/// is full. The full sinks are offered again by `cmx_mux_poll_transmit()`, so
-/// a caller that must not return (QEMU's `qemu_chr_fe_write_all()`) drains
-/// and retries and makes progress on whatever the sinks take; a caller that
-/// can wait does so until `CMX_FRONTEND_EVENT_WRITABLE`. `data` may be NULL
-/// only when `len` is 0; it is copied, and borrowed for the call only.
+/// `CMX_RESULT_WOULD_BLOCK` nothing was taken (and `*accepted` is not
+/// written): an open `block` sink's queue is full. The full sinks are
+/// offered again by `cmx_mux_poll_transmit()`, so a caller that must not
+/// return (QEMU's `qemu_chr_fe_write_all()`) drains and retries and makes
+/// progress on whatever the sinks take; a caller that can wait does so
+/// until `CMX_FRONTEND_EVENT_WRITABLE`. What is not accepted is counted in
+/// `cmx_mux_counters` (`cmx_mux_stats()`). `data` may be NULL only when
+/// `len` is 0; it is copied, and borrowed for the call only.
 ///
 /// # Safety
-/// `mux` is live; `data` is valid for `len` bytes; `accepted` is writable.
+/// `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
+/// `len` 0); `accepted` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_write(
@@ -31,8 +35,25 @@ pub unsafe extern "C" fn cmx_mux_write(
     len: usize,
     accepted: *mut usize,
 ) -> cmx_result {
-    // SAFETY: the same contract as this function's.
-    unsafe { write_impl(mux, data, len, accepted, None) }
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, `data` valid for `len` bytes (or NULL
+        // with `len` 0), `accepted` NULL or writable, per this function's
+        // contract; none is used by anyone else during the call.
+        let (m, data, accepted) = unsafe {
+            (
+                try_mut_from_ptr!(mux),
+                try_slice!(data, len),
+                try_mut_from_ptr!(accepted),
+            )
+        };
+        with_mux(m, |e| match e.write(data) {
+            Ok(n) => {
+                *accepted = n;
+                cmx_result::Ok
+            }
+            Err(_) => cmx_result::WouldBlock,
+        })
+    }
 }
 
 /// `cmx_mux_write()` with coalescing: `now` is the caller's monotonic clock
@@ -43,7 +64,8 @@ pub unsafe extern "C" fn cmx_mux_write(
 /// releases what is held first. With `coalesce_ns` 0 this is `cmx_mux_write()`.
 ///
 /// # Safety
-/// `mux` is live; `data` is valid for `len` bytes; `accepted` is writable.
+/// `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
+/// `len` 0); `accepted` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_write_at(
@@ -53,45 +75,21 @@ pub unsafe extern "C" fn cmx_mux_write_at(
     now: u64,
     accepted: *mut usize,
 ) -> cmx_result {
-    // SAFETY: the same contract as this function's.
-    unsafe { write_impl(mux, data, len, accepted, Some(now)) }
-}
-
-/// `cmx_mux_write()` (`now` None) or `cmx_mux_write_at()`.
-///
-/// # Safety
-/// As for `cmx_mux_write()`.
-unsafe fn write_impl(
-    mux: *mut cmx_mux,
-    data: *const u8,
-    len: usize,
-    accepted: *mut usize,
-    now: Option<u64>,
-) -> cmx_result {
-    if accepted.is_null() || (data.is_null() && len > 0) {
-        return cmx_result::NullParameter;
-    }
-    put(accepted, 0);
-    let data: &[u8] = if len == 0 {
-        &[]
-    } else {
-        // SAFETY: non-NULL and valid for `len` bytes per the contract, borrowed for the call.
-        unsafe { core::slice::from_raw_parts(data, len) }
-    };
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux(mux, |m| {
-            let r = match now {
-                None => m.write(data),
-                Some(now) => m.write_at(data, now),
-            };
-            match r {
-                Ok(n) => {
-                    put(accepted, n);
-                    cmx_result::Ok
-                }
-                Err(_) => cmx_result::WouldBlock,
+    ffi_panic_boundary! {
+        // SAFETY: as for cmx_mux_write(), per this function's contract.
+        let (m, data, accepted) = unsafe {
+            (
+                try_mut_from_ptr!(mux),
+                try_slice!(data, len),
+                try_mut_from_ptr!(accepted),
+            )
+        };
+        with_mux(m, |e| match e.write_at(data, now) {
+            Ok(n) => {
+                *accepted = n;
+                cmx_result::Ok
             }
+            Err(_) => cmx_result::WouldBlock,
         })
     }
 }
@@ -101,17 +99,16 @@ unsafe fn write_impl(
 /// at most the queue capacity).
 ///
 /// # Safety
-/// `mux` is live; `room` is writable.
+/// `mux` is NULL or live; `room` is NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_write_room(mux: *const cmx_mux, room: *mut usize) -> cmx_result {
-    if room.is_null() {
-        return cmx_result::NullParameter;
-    }
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| {
-            put(room, m.write_room());
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, `room` NULL or writable, per this
+        // function's contract.
+        let (m, room) = unsafe { (try_ref_from_ptr!(mux), try_mut_from_ptr!(room)) };
+        with_mux_ref(m, |e| {
+            *room = e.write_room();
             cmx_result::Ok
         })
     }
@@ -120,12 +117,12 @@ pub unsafe extern "C" fn cmx_mux_write_room(mux: *const cmx_mux, room: *mut usiz
 /// Stores in `*pending` whether coalesced output is held, and if so in
 /// `*deadline` when (the clock of `cmx_mux_write_at()`) the caller must call
 /// `cmx_mux_handle_timeout()`; `*deadline` is 0 when nothing is held. The
-/// deadline is at most `coalesce_ns` after the write that held the output;
-/// it only changes through `cmx_mux_write_at()`, `cmx_mux_write()`,
-/// `cmx_mux_input()` and `cmx_mux_handle_timeout()`.
+/// deadline is one window (`coalesce_ns`) after the output that went out
+/// before the held output; it only changes through `cmx_mux_write_at()`,
+/// `cmx_mux_write()`, `cmx_mux_input()` and `cmx_mux_handle_timeout()`.
 ///
 /// # Safety
-/// `mux` is live; `pending` and `deadline` are writable.
+/// `mux` is NULL or live; `pending` and `deadline` are NULL or writable.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_poll_timeout(
@@ -133,18 +130,20 @@ pub unsafe extern "C" fn cmx_mux_poll_timeout(
     pending: *mut bool,
     deadline: *mut u64,
 ) -> cmx_result {
-    if pending.is_null() || deadline.is_null() {
-        return cmx_result::NullParameter;
-    }
-    put(pending, false);
-    put(deadline, 0);
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux_ref(mux, |m| {
-            if let Some(at) = m.poll_timeout() {
-                put(pending, true);
-                put(deadline, at);
-            }
+    ffi_panic_boundary! {
+        // SAFETY: `mux` NULL or live, the out-parameters NULL or writable,
+        // per this function's contract.
+        let (m, pending, deadline) = unsafe {
+            (
+                try_ref_from_ptr!(mux),
+                try_mut_from_ptr!(pending),
+                try_mut_from_ptr!(deadline),
+            )
+        };
+        with_mux_ref(m, |e| {
+            let at = e.poll_timeout();
+            *pending = at.is_some();
+            *deadline = at.unwrap_or(0);
             cmx_result::Ok
         })
     }
@@ -156,14 +155,15 @@ pub unsafe extern "C" fn cmx_mux_poll_timeout(
 /// `cmx_mux_write_at()`. With nothing held it does nothing.
 ///
 /// # Safety
-/// `mux` is live.
+/// `mux` is NULL or live.
 #[must_use]
 #[no_mangle]
 pub unsafe extern "C" fn cmx_mux_handle_timeout(mux: *mut cmx_mux, now: u64) -> cmx_result {
-    // SAFETY: `mux` is NULL or live per the contract.
-    unsafe {
-        with_mux(mux, |m| {
-            m.handle_timeout(now);
+    ffi_panic_boundary! {
+        // SAFETY: NULL or live per this function's contract.
+        let m = unsafe { try_mut_from_ptr!(mux) };
+        with_mux(m, |e| {
+            e.handle_timeout(now);
             cmx_result::Ok
         })
     }

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub eagain: u64,
     /// (sink, errno) of every hard write error reported to the library.
     pub write_errors: Vec<(usize, i32)>,
+    /// Every report from `cmx_mux_poll_sink_report()`, in order.
+    pub reports: Vec<cmx_sink_report>,
 }
 
 impl Ctx {

@@ -31,7 +31,8 @@ pub fn ignore_sigpipe() {
 /// ([`Rig::hang_up`], [`Rig::close_ours`]) holds this lock.
 pub fn no_fork_in_flight() -> std::sync::MutexGuard<'static, ()> {
     static FORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    FORK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    FORK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `cmd.spawn()` under [`no_fork_in_flight`]; panics with the program name.
@@ -128,7 +129,7 @@ fn sockopt(fd: RawFd, opt: libc::c_int) -> libc::c_int {
 }
 
 /// Shrinks a socket's send and receive buffers to the kernel's minimum
-/// (asking for 1 byte gets the floor). Returns (SO_SNDBUF, SO_RCVBUF) as set.
+/// (asking for 1 byte gets the floor). Returns (`SO_SNDBUF`, `SO_RCVBUF`) as set.
 pub fn shrink_socket_buffers(fd: RawFd) -> (i32, i32) {
     for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
         let one: libc::c_int = 1;

@@ -39,6 +39,7 @@ impl Cfg {
     /// The C view; valid while `self` is.
     pub fn as_c(&self) -> cmx_mux_config {
         cmx_mux_config {
+            size: std::mem::size_of::<cmx_mux_config>(),
             sinks: if self.sinks.is_empty() {
                 std::ptr::null()
             } else {
@@ -73,14 +74,15 @@ impl Mux {
 
     pub fn with_writer(cfg: &Cfg, write_fn: WriteFn) -> Result<Mux, cmx_result> {
         let c = cfg.as_c();
-        // A non-NULL garbage value, to see that failure sets it to NULL.
+        // A non-NULL garbage value, to see that failure leaves it alone.
         let mut raw: *mut cmx_mux = std::ptr::NonNull::dangling().as_ptr();
         // SAFETY: every pointer is valid for the call.
         let r = unsafe { cmx_mux_new(&c, &mut raw) };
         if r != cmx_result::Ok {
-            assert!(
-                raw.is_null(),
-                "cmx_mux_new failed ({r:?}) but *out is not NULL"
+            assert_eq!(
+                raw,
+                std::ptr::NonNull::dangling().as_ptr(),
+                "cmx_mux_new failed ({r:?}) but wrote *out"
             );
             return Err(r);
         }
@@ -113,10 +115,8 @@ impl Mux {
                 len: usize::MAX,
             };
             // SAFETY: live mux, writable out.
-            assert_eq!(
-                unsafe { cmx_mux_poll_transmit(self.raw, &mut t) },
-                cmx_result::Ok
-            );
+            let polled = unsafe { cmx_mux_poll_transmit(self.raw, &mut t) };
+            assert_eq!(polled, cmx_result::Ok);
             if t.len == 0 {
                 assert!(t.data.is_null(), "len 0 but data {:?}", t.data);
                 return self.sync_watches_and_events();
@@ -136,10 +136,8 @@ impl Mux {
     fn sync_watches_and_events(&mut self) {
         let mut mask = u32::MAX;
         // SAFETY: live mux, writable out.
-        assert_eq!(
-            unsafe { cmx_mux_watch_mask(self.raw, &mut mask) },
-            cmx_result::Ok
-        );
+        let masked = unsafe { cmx_mux_watch_mask(self.raw, &mut mask) };
+        assert_eq!(masked, cmx_result::Ok);
         assert_eq!(mask >> self.n_sinks(), 0, "watch mask {mask:#x}");
         for (k, w) in self.ctx.watching.iter_mut().enumerate() {
             let want = mask & (1 << k) != 0;
@@ -151,16 +149,41 @@ impl Mux {
         loop {
             let mut ev = cmx_frontend_event::Break;
             // SAFETY: live mux, writable out.
-            assert_eq!(
-                unsafe { cmx_mux_poll_event(self.raw, &mut ev) },
-                cmx_result::Ok
-            );
+            let evented = unsafe { cmx_mux_poll_event(self.raw, &mut ev) };
+            assert_eq!(evented, cmx_result::Ok);
             match ev {
-                cmx_frontend_event::None => return,
+                cmx_frontend_event::None => break,
                 cmx_frontend_event::Writable => self.ctx.woken += 1,
                 ev => self.ctx.events.push(ev),
             }
         }
+        loop {
+            let mut r = cmx_sink_report {
+                kind: u32::MAX,
+                ..cmx_sink_report::default()
+            };
+            // SAFETY: live mux, writable out.
+            let reported = unsafe { cmx_mux_poll_sink_report(self.raw, &mut r) };
+            assert_eq!(reported, cmx_result::Ok);
+            if r.kind == cmx_sink_report_kind::None as u32 {
+                assert_eq!(r, cmx_sink_report::default(), "NONE with fields set");
+                return;
+            }
+            assert!(
+                cmx_sink_report_kind::try_from(r.kind).is_ok(),
+                "unknown report kind in {r:?}"
+            );
+            self.ctx.reports.push(r);
+        }
+    }
+
+    /// `cmx_mux_stats()`.
+    pub fn counters(&self) -> cmx_mux_counters {
+        let mut c = cmx_mux_counters::default();
+        // SAFETY: live mux, writable out.
+        let r = unsafe { cmx_mux_stats(self.raw, &mut c) };
+        assert_eq!(r, cmx_result::Ok);
+        c
     }
 
     /// Panics unless `r` is OK, then settles.
@@ -276,7 +299,7 @@ impl Mux {
     pub fn next_slot(&self) -> usize {
         (0..self.n_sinks())
             .find(|&i| self.try_stats(i).is_none())
-            .unwrap_or(self.n_sinks())
+            .unwrap_or_else(|| self.n_sinks())
     }
 
     /// A sink's statistics, or None for a released (or unused) index.
@@ -313,8 +336,8 @@ impl Mux {
                 Ok(sink)
             }
             r => {
-                if let Some(fd) = self.ctx.fds.get_mut(slot) {
-                    *fd = -1;
+                if let Some(unused) = self.ctx.fds.get_mut(slot) {
+                    *unused = -1;
                 }
                 Err(r)
             }
@@ -370,6 +393,8 @@ impl Mux {
 impl Drop for Mux {
     fn drop(&mut self) {
         // SAFETY: `raw` came from cmx_mux_new and is freed once, here.
-        unsafe { cmx_mux_free(self.raw) };
+        unsafe {
+            cmx_mux_free(self.raw);
+        }
     }
 }

@@ -20,11 +20,11 @@ pub struct Rig {
     pub ours: Vec<Option<OwnedFd>>,
     pub peers: Vec<Option<Peer>>,
     pub chunks: Chunks,
-    /// CMX_RESULT_WOULD_BLOCK answers seen by [`Rig::pump`].
+    /// `CMX_RESULT_WOULD_BLOCK` answers seen by [`Rig::pump`].
     pub would_blocks: u64,
     /// WRITABLE events already acted upon.
     woken_seen: u64,
-    /// The frontend got WOULD_BLOCK and was not woken since.
+    /// The frontend got `WOULD_BLOCK` and was not woken since.
     pub blocked: bool,
     /// Shrink every new socketpair's buffers.
     pub tiny_buffers: bool,
@@ -117,7 +117,7 @@ impl Rig {
     }
 
     /// Connects a new socketpair to sink `i` (the library is not told: send
-    /// CMX_SINK_EVENT_OPENED for a sink that was closed).
+    /// `CMX_SINK_EVENT_OPENED` for a sink that was closed).
     pub fn attach(&mut self, i: usize) {
         let (ours, theirs) = socketpair();
         set_nonblocking(ours.as_raw_fd(), true);
@@ -142,7 +142,7 @@ impl Rig {
 
     /// Makes `fd` (a regular file, or the write end of a pipe whose reader is
     /// somewhere else) sink `i`'s fd, with no peer to read it. The library is
-    /// not told: send CMX_SINK_EVENT_OPENED for a sink that was closed.
+    /// not told: send `CMX_SINK_EVENT_OPENED` for a sink that was closed.
     pub fn attach_fd(&mut self, i: usize, fd: OwnedFd) {
         self.mux.ctx.fds[i] = fd.as_raw_fd();
         self.ours[i] = Some(fd);
@@ -252,8 +252,8 @@ impl Rig {
     }
 
     /// Offers `data` through `cmx_mux_write` in chunks, servicing the sockets
-    /// between writes. After CMX_RESULT_WOULD_BLOCK it does not write again
-    /// until CMX_FRONTEND_EVENT_WRITABLE (a frontend that waits for its
+    /// between writes. After `CMX_RESULT_WOULD_BLOCK` it does not write again
+    /// until `CMX_FRONTEND_EVENT_WRITABLE` (a frontend that waits for its
     /// wake-up, as QEMU's serial port does). Returns how many bytes were accepted: all of
     /// them, or fewer if the writer stayed blocked for `stall` with nothing
     /// happening.
@@ -277,7 +277,8 @@ impl Rig {
                         off += acc;
                     }
                     cmx_result::WouldBlock => {
-                        assert_eq!(acc, 0, "WOULD_BLOCK but accepted {acc}");
+                        // Out-parameters are written only on success.
+                        assert_eq!(acc, usize::MAX, "WOULD_BLOCK but *accepted written");
                         self.would_blocks += 1;
                         self.blocked = true;
                         self.note_woken();
@@ -312,7 +313,7 @@ impl Rig {
             let done = (0..self.mux.n_sinks()).all(|i| {
                 match (self.mux.try_stats(i), &self.peers[i]) {
                     (Some(st), Some(p))
-                        if !p.paused && (st.state == OPEN || st.state == DETACHING) =>
+                        if !p.paused && [OPEN, DETACHING, DETACHED].contains(&st.state) =>
                     {
                         // Drop notices count as received too.
                         st.queued == 0

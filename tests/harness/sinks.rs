@@ -16,14 +16,30 @@ pub const OPEN: u32 = cmx_sink_state::Open as u32;
 pub const CLOSED: u32 = cmx_sink_state::Closed as u32;
 pub const FAILED: u32 = cmx_sink_state::Failed as u32;
 pub const DETACHING: u32 = cmx_sink_state::Detaching as u32;
+pub const DETACHED: u32 = cmx_sink_state::Detached as u32;
 
+/// A sink configuration with every field 0 but `size`: what a C caller
+/// gets with `{ .size = sizeof(cmx_sink_config) }` (a `drop` sink in
+/// `lines` mode, closed).
+pub fn sink_defaults() -> cmx_sink_config {
+    cmx_sink_config {
+        size: std::mem::size_of::<cmx_sink_config>(),
+        overflow: 0,
+        drop_unit: 0,
+        open: false,
+        input: false,
+        drop_notice: false,
+    }
+}
+
+/// A sink with this policy, dropping bytes (not lines) if it drops.
 pub fn sink(overflow: cmx_overflow, open: bool, input: bool) -> cmx_sink_config {
     cmx_sink_config {
         overflow: overflow as u32,
         open,
         input,
         drop_unit: cmx_drop_unit::Bytes as u32,
-        drop_notice: false,
+        ..sink_defaults()
     }
 }
 

@@ -29,7 +29,7 @@ pub fn assert_bytes_eq(what: &str, got: &[u8], want: &[u8]) {
         .iter()
         .zip(want)
         .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
+        .unwrap_or_else(|| got.len().min(want.len()));
     let show = |s: &[u8]| {
         let lo = first.saturating_sub(12);
         let hi = (first + 12).min(s.len());

@@ -2,7 +2,7 @@
 //! Driven by [`crate::engine::pump`]; input for the frontend is collected by
 //! the caller, which gets its length from [`crate::engine::Mux::input`].
 
-use crate::engine::{pump, FrontendEvent, Io, Mux, WriteOutcome};
+use crate::engine::{pump, FrontendEvent, Io, Mux, SinkReport, WriteOutcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Behaviour {
@@ -29,6 +29,10 @@ pub struct ScriptIo {
     pub frontend_writable: usize,
     pub input: Vec<u8>,
     pub events: Vec<FrontendEvent>,
+    /// (sink, errno) of every write this made fail, in order.
+    pub failures: Vec<(usize, i32)>,
+    /// Every sink report, in order.
+    pub reports: Vec<SinkReport>,
 }
 
 impl ScriptIo {
@@ -41,6 +45,8 @@ impl ScriptIo {
             frontend_writable: 0,
             input: Vec::new(),
             events: Vec::new(),
+            failures: Vec::new(),
+            reports: Vec::new(),
         }
     }
 }
@@ -61,6 +67,7 @@ impl Io for ScriptIo {
             }
             Behaviour::FailOnce(errno) => {
                 self.behaviour[sink] = Behaviour::Open;
+                self.failures.push((sink, errno));
                 return WriteOutcome::Failed(errno);
             }
         };
@@ -83,6 +90,10 @@ impl Io for ScriptIo {
 
     fn frontend_event(&mut self, event: FrontendEvent) {
         self.events.push(event);
+    }
+
+    fn sink_report(&mut self, report: SinkReport) {
+        self.reports.push(report);
     }
 }
 

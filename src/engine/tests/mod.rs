@@ -1,16 +1,21 @@
 //! Engine tests: scripted scenarios and a property test against the model.
 
 mod coalescing;
+mod errors;
+mod lines;
 mod proptest;
 mod scenarios;
 
-use crate::engine::{Overflow, SinkConfig};
+use crate::engine::{DropUnit, Overflow, SinkConfig};
 
-/// Open sinks with these policies, in order.
+/// Open sinks with these policies, in order; `Drop` sinks drop bytes.
 fn open_sinks(policies: &[Overflow]) -> Vec<SinkConfig> {
     policies
         .iter()
-        .map(|&overflow| SinkConfig::new(overflow, true))
+        .map(|&overflow| SinkConfig {
+            drop_unit: DropUnit::Bytes,
+            ..SinkConfig::new(overflow, true)
+        })
         .collect()
 }
 

@@ -106,7 +106,7 @@ fn failed_sink_is_counted_and_stops_blocking() {
     m.sink_writable_p(&mut io, 1).unwrap();
     assert_eq!(io.frontend_writable, 1);
     let st = m.stats(1).unwrap();
-    assert_eq!(st.state, SinkState::Failed);
+    assert_eq!(m.sink_state(1), Ok(SinkState::Failed));
     assert_eq!((st.write_errors, st.last_errno, st.dropped), (1, 32, 4));
     assert!(!io.watching[1]);
     assert_eq!(m.write_p(&mut io, b"ef"), Ok(2));
@@ -159,9 +159,9 @@ fn frontend_sees_opened_for_the_first_sink_and_closed_for_the_last() {
     m.sink_event_p(&mut io, 1, SinkEvent::Closed).unwrap();
     assert_eq!(io.events, [FrontendEvent::Closed]);
 
-    let (_m, io) = mux(&[Drop, Block], 8);
+    let (_m, io2) = mux(&[Drop, Block], 8);
     assert_eq!(
-        io.events,
+        io2.events,
         [FrontendEvent::Opened],
         "open at creation counts"
     );
@@ -244,21 +244,29 @@ fn bad_configurations_are_refused() {
     let err = |cfg: Config| Mux::new(cfg).unwrap_err();
     assert_eq!(err(Config::new(0)), ConfigError::NoSinks);
     assert_eq!(err(Config::new(9)), ConfigError::TooManySinks(9));
-    let mut c = Config::new(2);
-    c.input = Some(2);
+    let c = Config {
+        input: Some(2),
+        ..Config::new(2)
+    };
     assert_eq!(err(c), ConfigError::InputOutOfRange { input: 2, sinks: 2 });
-    let mut c = Config::new(2);
-    c.queue_capacity = 0;
-    assert_eq!(err(c), ConfigError::ZeroQueueCapacity);
-    let mut c = Config::new(2);
-    c.queue_capacity = MAX_QUEUE_CAPACITY + 1;
+    let zero = Config {
+        queue_capacity: 0,
+        ..Config::new(2)
+    };
+    assert_eq!(err(zero), ConfigError::ZeroQueueCapacity);
+    let huge = Config {
+        queue_capacity: MAX_QUEUE_CAPACITY + 1,
+        ..Config::new(2)
+    };
     assert_eq!(
-        err(c),
+        err(huge),
         ConfigError::QueueCapacityTooLarge(MAX_QUEUE_CAPACITY + 1)
     );
-    let mut c = Config::new(2);
-    c.replay_capacity = c.queue_capacity + 1;
-    assert!(matches!(err(c), ConfigError::ReplayTooLarge { .. }));
+    let replay = Config {
+        replay_capacity: DEFAULT_QUEUE_CAPACITY + 1,
+        ..Config::new(2)
+    };
+    assert!(matches!(err(replay), ConfigError::ReplayTooLarge { .. }));
     assert_eq!(
         ConfigError::TooManySinks(9).to_string(),
         "9 sinks given, at most 8 are supported"
@@ -273,7 +281,7 @@ fn unknown_sink_indexes_are_refused() {
         m.sink_event_p(&mut io, usize::MAX, SinkEvent::Opened),
         Err(NoSuchSink(usize::MAX))
     );
-    assert!(m.stats(8).is_err());
+    assert_eq!(m.stats(8), Err(NoSuchSink(8)));
 }
 
 /// QEMU's `qemu_chr_fe_write_all()` spins on a refused write while holding
@@ -316,4 +324,34 @@ fn a_stalled_drop_sink_never_refuses_a_write() {
     assert_eq!(io.received[1], data);
     let st = m.stats(0).unwrap();
     assert_eq!((st.queued, st.dropped), (16, 1000 - 16));
+}
+
+/// Issue 17, items 4 and 9a: being detached is a state of the engine's own
+/// (not a flag next to `Open`): a stalled `block` sink with a backlog is
+/// `Detaching` while it drains, then `Detached` with one report; a closed
+/// sink, or an open one with nothing queued, is `Detached` at once.
+#[test]
+fn detaching_and_detached_are_states_of_the_engine() {
+    let (mut m, mut io) = mux(&[Block, Block, Block], 8);
+    io.behaviour[1] = Behaviour::Stalled;
+    write_all(&mut m, &mut io, b"abcdef");
+    assert_eq!(m.detach(1), Ok(6));
+    assert_eq!(m.sink_state(1), Ok(SinkState::Detaching));
+    assert_eq!(m.poll_sink_report(), None);
+    io.behaviour[1] = Behaviour::Partial(4);
+    m.sink_writable_p(&mut io, 1).unwrap();
+    assert_eq!(io.received[1], b"abcdef");
+    assert_eq!(m.sink_state(1), Ok(SinkState::Detached));
+    assert_eq!(io.reports, [SinkReport::Detached { sink: 1 }]);
+    // Nothing queued: detached at once.
+    m.sink_event_p(&mut io, 2, SinkEvent::Closed).unwrap();
+    assert_eq!(m.detach(2), Ok(0));
+    assert_eq!(m.sink_state(2), Ok(SinkState::Detached));
+    assert_eq!(m.poll_sink_report(), Some(SinkReport::Detached { sink: 2 }));
+    // A detached sink heeds no event, and cannot become the input.
+    m.sink_event_p(&mut io, 2, SinkEvent::Opened).unwrap();
+    assert_eq!(m.sink_state(2), Ok(SinkState::Detached));
+    assert_eq!(m.set_input(Some(2)), Err(NoSuchSink(2)));
+    assert_eq!(m.release(2).map(|st| st.queued), Ok(0));
+    assert_eq!(m.sink_state(2), Err(NoSuchSink(2)));
 }
