@@ -930,8 +930,9 @@ CMX_MUST_USE cmx_result cmx_mux_sink_writable(struct cmx_mux *mux, size_t sink);
 
 /**
  * Stores in `*bytes` how many accepted bytes still wait in the queues of
- * open `block` sinks: what a caller that is about to free the multiplexer
- * writes out first (with a time limit) so that nothing accepted is lost.
+ * `block` sinks that are open or being detached: what a caller that is
+ * about to free the multiplexer writes out first (with a time limit) so
+ * that nothing accepted is lost.
  *
  * # Safety
  * `mux` is NULL or live; `bytes` is NULL or writable.

@@ -730,11 +730,12 @@ impl Mux {
         Ok(())
     }
 
-    /// Bytes queued for open `block` sinks: what must still be written before
-    /// the multiplexer can be freed without losing accepted output.
+    /// Bytes queued for `block` sinks that are open or being detached: what
+    /// must still be written before the multiplexer can be freed without
+    /// losing accepted output.
     pub fn lossless_backlog(&self) -> usize {
         self.sinks()
-            .filter(|s| s.limits_frontend())
+            .filter(|s| s.owes_lossless_output())
             .map(|s| s.queue.len())
             .sum()
     }

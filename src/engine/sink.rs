@@ -309,6 +309,12 @@ impl Sink {
         self.receives_output() && matches!(self.policy, Policy::Block)
     }
 
+    /// A `block` sink whose queue is still being written out (open, or
+    /// being detached): what it holds was accepted and must not be lost.
+    pub fn owes_lossless_output(&self) -> bool {
+        matches!(self.policy, Policy::Block) && self.flow().is_some()
+    }
+
     fn flow(&self) -> Option<&Flow> {
         match &self.state {
             State::Open(f) | State::Detaching(f) => Some(f),

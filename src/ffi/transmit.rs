@@ -153,8 +153,9 @@ pub unsafe extern "C" fn cmx_mux_sink_writable(mux: *mut cmx_mux, sink: usize) -
 }
 
 /// Stores in `*bytes` how many accepted bytes still wait in the queues of
-/// open `block` sinks: what a caller that is about to free the multiplexer
-/// writes out first (with a time limit) so that nothing accepted is lost.
+/// `block` sinks that are open or being detached: what a caller that is
+/// about to free the multiplexer writes out first (with a time limit) so
+/// that nothing accepted is lost.
 ///
 /// # Safety
 /// `mux` is NULL or live; `bytes` is NULL or writable.

@@ -338,6 +338,9 @@ fn detaching_and_detached_are_states_of_the_engine() {
     assert_eq!(m.detach(1), Ok(6));
     assert_eq!(m.sink_state(1), Ok(SinkState::Detaching));
     assert_eq!(m.poll_sink_report(), None);
+    // What it still owes counts in the backlog that a caller writes out
+    // before freeing the multiplexer (QEMU's exit drain).
+    assert_eq!(m.lossless_backlog(), 6);
     io.behaviour[1] = Behaviour::Partial(4);
     m.sink_writable_p(&mut io, 1).unwrap();
     assert_eq!(io.received[1], b"abcdef");
