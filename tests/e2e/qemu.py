@@ -54,7 +54,7 @@ def qemu_binary():
     else:
         cache = Path(os.environ.get("CMX_CACHE",
                                     Path.home() / ".cache" / "chardev-multiplex"))
-        path = cache / "current" / "qemu-system-x86_64"
+        path = cache / "current-rust-on" / "qemu-system-x86_64"
     if not os.access(path, os.X_OK):
         raise QemuError("no QEMU at %s: run scripts/qemu/build.sh (or set CMX_QEMU)" % path)
     return path

@@ -32,7 +32,7 @@ import pytest
 import qemu as q
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent.parent / "README.md"
+DOC = HERE.parent.parent / "docs" / "bad-input.md"
 BEGIN, END = "<!-- bad-input catalogue: begin -->\n", "<!-- bad-input catalogue: end -->\n"
 PROG = "qemu-system-x86_64"
 
@@ -138,11 +138,12 @@ CLI_CASES = [
         mplex("muxA=a,muxB=b,muxB-overflow=drop,muxB-drop=words"),
         "multiplex: muxB-drop must be 'bytes' or 'lines', not 'words'"),
     Cli("drop-on-block", "muxX-drop on a block backend",
-        mplex("muxA=a,muxB=b,muxB-drop=lines"),
-        "multiplex: muxB-drop needs muxB-overflow=drop (a 'block' backend loses nothing)"),
+        mplex("muxA=a,muxB=b,muxB-overflow=block,muxB-drop=lines"),
+        "multiplex: muxB-drop is not for muxB-overflow=block (a 'block' backend loses nothing)"),
     Cli("notice-on-block", "muxX-drop-notice=on on a block backend",
-        mplex("muxA=a,muxB=b,muxA-drop-notice=on"),
-        "multiplex: muxA-drop-notice needs muxA-overflow=drop (a 'block' backend loses nothing)"),
+        mplex("muxA=a,muxB=b,muxA-overflow=block,muxA-drop-notice=on"),
+        "multiplex: muxA-drop-notice is not for muxA-overflow=block "
+        "(a 'block' backend loses nothing)"),
     Cli("notice-not-bool", "muxX-drop-notice that is not on or off",
         mplex("muxA=a,muxB=b,muxB-overflow=drop,muxB-drop-notice=yes please"),
         "Parameter 'muxB-drop-notice' expects 'on' or 'off'"),
@@ -299,24 +300,19 @@ def test_command_line_error(case, tmp_path):
     assert r.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "upstream QEMU: -serial chardev:ID ends in qdev_prop_set_chr(..., &error_abort) "
-    "(hw/char/serial-isa.c), so a chardev that is already in use aborts QEMU "
-    "(SIGABRT). Same with a hub's backend or two -serial chardev:ID; not the "
-    "multiplex patches. -device isa-serial,chardev=ID exits cleanly instead."))
 def test_serial_option_on_a_backend_in_use_exits_cleanly():
-    r = q.run_to_exit(NULLS + mplex("muxA=a,muxB=b") + ["-serial", "chardev:a"])
-    assert r.returncode == 1, (r.returncode, r.stderr)
-
-
-def test_serial_option_on_a_backend_in_use_aborts_like_stock_qemu():
-    """What the xfail above pins down, and that stock chardevs do the same."""
+    """-serial chardev:ID on a chardev already in use (a multiplex's backend,
+    a hub's, or one -serial given twice) is an error with exit 1, as with
+    -device isa-serial,chardev=ID; stock QEMU 10.2.2 aborts (SIGABRT,
+    "Unexpected error in qemu_chr_fe_init()"): fixed by the series' patch
+    "hw/char/serial-isa: exit cleanly when -serial's chardev is in use"."""
     for extra in (mplex("muxA=a,muxB=b"),
                   ["-chardev", "hub,id=h,chardevs.0=a,chardevs.1=b"],
                   ["-serial", "chardev:a"]):
         r = q.run_to_exit(NULLS + extra + ["-serial", "chardev:a"])
-        assert r.returncode == -6, (extra, r.returncode, r.stderr)
-        assert r.stderr.endswith("%s: chardev 'a' is already in use\n" % PROG), r.stderr
+        assert r.returncode == 1, (extra, r.returncode, r.stderr)
+        assert r.stderr.endswith("%s: Property 'serial.chardev' can't take value 'a': "
+                                 "chardev 'a' is already in use\n" % PROG), r.stderr
 
 
 # ---- QMP --------------------------------------------------------------------
@@ -467,13 +463,13 @@ QMP_CASES = [
         {"id": "serial0", "chardev": "h"},
         "multiplex: backend 'h' is a multiplex or hub chardev or has 'mux=on'; "
         "they cannot be stacked", "x-chardev-multiplex-attach"),
-    Qmp("attach-notice-on-block", "attaching with drop-notice but no overflow drop",
-        {"id": "serial0", "chardev": "a", "drop-notice": True},
-        "multiplex: backend 'a': 'drop-notice' needs overflow 'drop' "
+    Qmp("attach-notice-on-block", "attaching a block backend with drop-notice",
+        {"id": "serial0", "chardev": "a", "overflow": "block", "drop-notice": True},
+        "multiplex: backend 'a': 'drop-notice' is not for overflow 'block' "
         "(a 'block' backend loses nothing)", "x-chardev-multiplex-attach"),
-    Qmp("attach-drop-on-block", "attaching with a drop unit but no overflow drop",
-        {"id": "serial0", "chardev": "a", "drop": "lines"},
-        "multiplex: backend 'a': 'drop' needs overflow 'drop' "
+    Qmp("attach-drop-on-block", "attaching a block backend with a drop unit",
+        {"id": "serial0", "chardev": "a", "overflow": "block", "drop": "lines"},
+        "multiplex: backend 'a': 'drop' is not for overflow 'block' "
         "(a 'block' backend loses nothing)", "x-chardev-multiplex-attach"),
     Qmp("attach-drop-unknown", "an unknown drop unit",
         {"id": "serial0", "chardev": "a", "overflow": "drop", "drop": "words"},
@@ -629,11 +625,11 @@ def _cli_shown(case):
 
 
 def render_catalogue():
-    out = ["## Bad input: what the user is told", "",
+    out = ["# Bad input: what the user is told", "",
            "Generated from `tests/e2e/test_bad_input.py` (its `CLI_CASES` and `QMP_CASES`,",
            "which the tests check against the patched QEMU); regenerate with",
-           "`/usr/bin/python3 tests/e2e/test_bad_input.py --update-readme`.", "",
-           "### Command line", "",
+           "`/usr/bin/python3 tests/e2e/test_bad_input.py --update-doc`.", "",
+           "## Command line", "",
            "Every case ends with exit status 1 and exactly this on stderr (after",
            "`qemu-system-x86_64: <option>: `; the option is the last one shown unless",
            "marked). Every case also has `-chardev null,id=a -chardev null,id=b",
@@ -651,12 +647,13 @@ def render_catalogue():
         out.append("| %s | %s | %s |" % (_md(c.what), _code(cmdline),
                                           "<br>".join(_code(m) for m in msg.split("\n"))))
     out += ["", "`-serial chardev:ID` naming a chardev that a multiplex (or a hub, or",
-            "another `-serial`) already uses is not in the table: stock QEMU aborts",
-            "there (`Unexpected error in qemu_chr_fe_init()`, SIGABRT) because",
-            "`hw/char/serial-isa.c` sets the property with `&error_abort`. Use",
-            "`-device isa-serial,chardev=ID`, which reports the error and exits with 1",
-            "(see `test_serial_option_on_a_backend_in_use_*`).", "",
-            "### QMP", "",
+            "another `-serial`) already uses exits with status 1 and",
+            "`Property 'serial.chardev' can't take value 'ID': chardev 'ID' is already",
+            "in use`; stock QEMU 10.2.2 aborts there (`Unexpected error in",
+            "qemu_chr_fe_init()`, SIGABRT), which the series' patch \"hw/char/serial-isa:",
+            "exit cleanly when -serial's chardev is in use\" fixes",
+            "(`test_serial_option_on_a_backend_in_use_exits_cleanly`).", "",
+            "## QMP", "",
             "Each command fails with class `GenericError` and exactly this `desc`; QEMU",
             "keeps running, the console keeps working, and a failed `chardev-add` leaves",
             "every backend it had claimed free. The VM has the guest's console on",
@@ -678,21 +675,22 @@ def render_catalogue():
     return "\n".join(out)
 
 
-def readme_catalogue(text):
-    """The README's catalogue section (between the markers) and the text around it."""
+def doc_catalogue(text):
+    """The catalogue section of docs/bad-input.md (between the markers) and the
+    text around it."""
     head, rest = text.split(BEGIN, 1)
     section, tail = rest.split(END, 1)
     return head, section, tail
 
 
 def test_catalogue_is_up_to_date():
-    assert readme_catalogue(README.read_text())[1] == render_catalogue(), \
-        "regenerate: /usr/bin/python3 tests/e2e/test_bad_input.py --update-readme"
+    assert doc_catalogue(DOC.read_text())[1] == render_catalogue(), \
+        "regenerate: /usr/bin/python3 tests/e2e/test_bad_input.py --update-doc"
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--update-readme"]:
-        head, _, tail = readme_catalogue(README.read_text())
-        README.write_text(head + BEGIN + render_catalogue() + END + tail)
+    if sys.argv[1:] == ["--update-doc"]:
+        head, _, tail = doc_catalogue(DOC.read_text())
+        DOC.write_text(head + BEGIN + render_catalogue() + END + tail)
     else:
         sys.stdout.write(render_catalogue())

@@ -327,7 +327,8 @@ def full_disk(guest, tmp_path_factory):
         args = ["-chardev", "file,id=disk,path=%s" % path,
                 "-add-fd", "set=2,fd=%d" % qemu_end.fileno(),
                 "-chardev", "pipe,id=log,path=/dev/fdset/2",
-                "-chardev", "multiplex,id=serial0,muxA=disk,muxB=log",
+                "-chardev", "multiplex,id=serial0,muxA=disk,muxA-overflow=block,"
+                            "muxB=log,muxB-overflow=block",
                 "-serial", "chardev:serial0"]
         with sock_end, q.Qemu(args, guest=guest, pass_fds=[qemu_end.fileno()]) as vm:
             qemu_end.close()
@@ -415,15 +416,30 @@ def test_monitor_output_to_a_full_disk_counts_what_reached_the_disk(monitor_on_a
     assert f["stats"]["disk"]["delivered"] == len(f["file"]), f["stats"]["disk"]
 
 
-def dev_full_stats():
-    """The smallest reproduction: the monitor's greeting into /dev/full."""
-    args = ["-chardev", "file,id=disk,path=/dev/full", "-chardev", "null,id=n",
-            "-chardev", "multiplex,id=m,muxA=disk,muxB=n", "-mon", "chardev=m", "-S"]
-    with q.Qemu(args) as vm:
+def dev_full_run():
+    """The smallest reproduction: the monitor's greeting into /dev/full, a
+    block backend; then more monitor output (help) after the failure.
+    Returns the backend's counters and QEMU's stderr."""
+    sock_end, qemu_end = socket.socketpair()
+    args = ["-chardev", "file,id=disk,path=/dev/full",
+            "-add-fd", "set=2,fd=%d" % qemu_end.fileno(),
+            "-chardev", "pipe,id=term,path=/dev/fdset/2",
+            "-chardev", "multiplex,id=m,muxA=disk,muxA-overflow=block,muxB=term",
+            "-mon", "chardev=m", "-S"]
+    with sock_end, q.Qemu(args, pass_fds=[qemu_end.fileno()]) as vm:
+        qemu_end.close()
+        term = q.Reader(sock_end)
+        term.read_until(b"(qemu) ", timeout=30)
         st = settle(lambda: multiplex_stats(vm, "m")["disk"]["state"], "failed")
         assert st == "failed", multiplex_stats(vm, "m")
+        sock_end.sendall(b"help\n")
+        term.read_until(b"(qemu) ", timeout=30)
         assert vm.cmd("query-status")["status"] == "prelaunch"
-        return multiplex_stats(vm, "m")["disk"]
+        return multiplex_stats(vm, "m")["disk"], vm.log()
+
+
+def dev_full_stats():
+    return dev_full_run()[0]
 
 
 def test_dev_full_backend_fails_without_stopping_qemu():
@@ -434,6 +450,17 @@ def test_dev_full_backend_fails_without_stopping_qemu():
 
 def test_dev_full_backend_is_reported_as_enospc():
     assert dev_full_stats()["last-errno"] == errno.ENOSPC
+
+
+def test_a_failed_block_backend_is_reported_once_with_a_warning():
+    """A block backend that fails stops being lossless: QEMU says so, once
+    for the failure, however much output follows (v5 said nothing)."""
+    st, log = dev_full_run()
+    # The greeting fails while QEMU starts, so the option is named too.
+    assert log == ("qemu-system-x86_64: -mon chardev=m: warning: multiplex chardev 'm': "
+                   "block backend 'disk' failed: No space left on device; its output is "
+                   "discarded until it is opened again\n"), log
+    assert st["write-errors"] == 1, st
 
 
 # ---- (d) memory over a sustained run ---------------------------------------------

@@ -61,7 +61,7 @@ def test_chardev_add_over_qmp_builds_a_multiplex(tmp_path):
             vm.cmd("chardev-add", id=name, backend={
                 "type": "file", "data": {"out": str(tmp_path / name)}})
         vm.cmd("chardev-add", id="mx", backend={"type": "multiplex", "data": {
-            "backends": [{"chardev": "log"}, {"chardev": "view", "overflow": "drop"}],
+            "backends": [{"chardev": "log", "overflow": "block"}, {"chardev": "view"}],
             "input": None, "queue-size": 4096, "replay-size": 1024}})
         info = vm.cmd("x-query-chardev-multiplex", id="mx")
         assert [(b["chardev"], b["overflow"], b["input"], b["state"])

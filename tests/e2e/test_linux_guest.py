@@ -47,7 +47,8 @@ class Console:
         args = ["-add-fd", "set=2,fd=%d" % wr,
                 "-chardev", "file,id=con0log,path=/dev/fdset/2",
                 "-chardev", viewer_spec + ",id=con0view",
-                "-chardev", "multiplex,id=con0,muxA=con0log,muxB=con0view" + mux_options]
+                "-chardev", "multiplex,id=con0,muxA=con0log,muxA-overflow=block,"
+                            "muxB=con0view" + mux_options]
         if hvc:
             # ttyS0 (kernel messages, its own shell) goes to a file.
             args += ["-serial", "file:%s" % (tmp / "ttyS0.log")]
