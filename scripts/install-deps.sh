@@ -1,44 +1,44 @@
 #!/usr/bin/env bash
-# Installs everything chardev-multiplex needs on a fresh Debian 12 (bookworm) machine.
-# Idempotent: safe to run again. Needs root (or sudo).
+# Installs everything chardev-multiplex needs on a fresh Debian 12 (bookworm) machine, and
+# prints the meson to use as its last line. Idempotent: safe to run again. Needs root (or sudo)
+# for apt-get; leaves the machine's apt sources alone (QEMU's source, the firmware blobs and
+# the pinned Python wheels come through the scripts in scripts/qemu/, on private apt lists and
+# a venv in the cache).
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 
-# bookworm-backports (binary and source): QEMU 10.0.2 source, meson >= 1.5, pycotap.
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    $SUDO tee /etc/apt/sources.list.d/cmx-backports.sources >/dev/null <<'SRC'
-Types: deb deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-fi
-stamp=/var/lib/apt/cmx-updated
-if [ ! -e "$stamp" ] || [ -n "$(find /etc/apt/sources.list.d -newer "$stamp" 2>/dev/null)" ]; then
-    $SUDO apt-get update -qq
-    $SUDO touch "$stamp"
-fi
-
+# Debian packages: compilers and libraries for QEMU, bindgen and libclang for QEMU's Rust,
+# dtc (configure of the +ds tree wants it), valgrind and clang's sanitizer runtime for the C
+# tests, pytest and matplotlib for the end-to-end tests and the benchmark.
 pkgs=(build-essential pkg-config ninja-build libglib2.0-dev zlib1g-dev python3-venv
       python3-matplotlib python3-pytest binutils bzip2 xz-utils seabios valgrind perl git
-      dpkg-dev clang llvm libclang-rt-14-dev)
+      dpkg-dev clang llvm libclang-rt-14-dev libclang-dev bindgen device-tree-compiler curl
+      patch)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] || $SUDO apt-get install -y -qq "${missing[@]}"
-# meson >= 1.5 and pycotap come from bookworm-backports.
-if ! dpkg --compare-versions "$(dpkg-query -W -f='${Version}' meson 2>/dev/null || echo 0)" ge 1.5; then
-    $SUDO apt-get install -y -qq -t bookworm-backports meson python3-pycotap
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    stamp=/var/lib/apt/cmx-updated
+    if [ ! -e "$stamp" ] || [ -n "$(find /var/lib/apt/lists -maxdepth 0 -mmin +1440)" ]; then
+        $SUDO apt-get update -qq >/dev/null
+        $SUDO touch "$stamp"
+    fi
+    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-dpkg-query -W -f='${Status}' python3-pycotap 2>/dev/null | grep -q 'install ok installed' \
-    || $SUDO apt-get install -y -qq -t bookworm-backports python3-pycotap
 
-# Rust side: the pinned cbindgen used to regenerate include/chardev_multiplex.h.
+# Meson 1.9 (QEMU 10.2 wants it with Rust on; Debian 12 has 1.7 at best) and pycotap, pinned
+# by sha256 in a venv outside the clone.
+python=$("$here/qemu/meson-venv.sh" | tail -n1)
+
+# The pinned cbindgen that generates include/chardev_multiplex.h (tests/header.rs checks it).
 CBINDGEN_VERSION=0.29.4
 if ! cbindgen --version 2>/dev/null | grep -q "$CBINDGEN_VERSION"; then
+    echo "install-deps: cargo install cbindgen $CBINDGEN_VERSION" >&2
     cargo install --locked --quiet cbindgen --version "$CBINDGEN_VERSION"
 fi
+echo "$(dirname "$python")/meson"

@@ -138,7 +138,10 @@ if [ ! -f "$build/build.ninja" ]; then
         || die "configure failed (log: $build/cmx-build.log)"
 fi
 targets=(qemu-system-x86_64 tests/unit/test-char)
-grep -qs 'multiplex-test' "$src/tests/qtest/meson.build" && targets+=(tests/qtest/multiplex-test)
+# The series' qtests.
+for q in multiplex-test serial-chardev-test; do
+    grep -qs "'$q'" "$src/tests/qtest/meson.build" && targets+=("tests/qtest/$q")
+done
 if [ "$rust" = off ]; then
     targets+=(qemu-img qemu-nbd qemu-io storage-daemon/qemu-storage-daemon qga/qemu-ga)
 fi
