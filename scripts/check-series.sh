@@ -1,48 +1,61 @@
 #!/usr/bin/env bash
 # Checks every patch of qemu-patches/ on its own, as a QEMU maintainer applies them: after each
-# `git am`, checkpatch.pl on the patch, then build qemu-system-x86_64 and tests/unit/test-char and
-# run test-char, without --enable-chardev-multiplex and (once the series has the option) with it.
-# So every fix that comes before the feature builds and passes without Rust, and the C and the
-# Rust fd re-open code pass the same test-char table.
+# `git am` onto pristine QEMU 10.2.2, checkpatch.pl on the patch, then build qemu-system-x86_64
+# and tests/unit/test-char and run test-char, without --enable-chardev-multiplex and (once the
+# series has the option) with it. So every fix that comes before the feature builds and passes
+# without the library and without Rust, and the series bisects.
 #
 #   ./scripts/check-series.sh            # all patches
 #   ./scripts/check-series.sh 5          # stop after patch 5
 #
-# Not part of ./scripts/test.sh (it builds QEMU twice and then incrementally once per patch:
-# 30 to 60 minutes on 2 cores). Run it before each new version of the series. The trees live in
-# ${CMX_CACHE:-~/.cache/chardev-multiplex}/check-series/; a report of every step is printed and
-# written to check-series/report.txt.
+# Not part of ./scripts/test.sh (two QEMU builds, then one incremental build per patch and
+# configuration: about an hour on 2 cores). Run it before each new version of the series. The
+# trees live in ${CMX_CACHE:-~/.cache/chardev-multiplex}/check-series/; a report of every step
+# is printed and written to check-series/report.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 cache=${CMX_CACHE:-$HOME/.cache/chardev-multiplex}
+export CMX_CACHE=$cache
 work=$cache/check-series
 last=${1:-999}
 die() { echo "check-series: error: $*" >&2; exit 1; }
 
-tarball=$("$here/qemu/fetch.sh" | tail -n1) || die "fetch.sh failed"
+python=$("$here/qemu/meson-venv.sh" | tail -n1)
+library=$("$here/library-tarball.sh" "$cache/library" | tail -n1)
 rm -rf "$work"
-mkdir -p "$work/src" "$work/off" "$work/on"
+mkdir -p "$work/off" "$work/on"
 report=$work/report.txt
 : >"$report"
 say() { echo "$*" | tee -a "$report"; }
 
 src=$work/src
-tar -xJf "$tarball" -C "$src" --strip-components=1 --no-same-owner
-gitc=(git -C "$src" -c user.name=cmx -c user.email=cmx@localhost -c commit.gpgsign=false)
-"${gitc[@]}" init -q -b pristine
-"${gitc[@]}" add -A -f .
-"${gitc[@]}" commit -q -m "QEMU 10.0.2 (pristine)"
+"$here/qemu/pristine.sh" 10.2.2 "$src" >/dev/null
+gitc=(git -C "$src" -c user.name="chardev-multiplex developers"
+      -c user.email=dev@chardev-multiplex.invalid -c commit.gpgsign=false)
+"${gitc[@]}" checkout -q -b check pristine-10.2.2
 # Not part of the series (see scripts/qemu/build.sh): the +ds tarball has no edk2 blobs.
 sed -i 's/^    unpack_edk2_blobs = bzip2.found()$/    unpack_edk2_blobs = false/' "$src/meson.build"
 "${gitc[@]}" commit -q -am "build environment: no edk2 blobs"
-mkdir -p "$src/subprojects/chardev-multiplex"
-git -C "$root" ls-files -z --cached --others --exclude-standard \
-    | tar -C "$root" --null -T - --ignore-failed-read -cf - \
-    | tar -C "$src/subprojects/chardev-multiplex" -xf -
-echo "subprojects/chardev-multiplex/" >>"$src/.git/info/exclude"
 
-common=(--python=/usr/bin/python3 --target-list=x86_64-softmmu --without-default-features
+# Before a configure: crate tarballs and overlays (rust-crates.sh edits tracked wraps, so undo
+# that before the next git am), and the library, through the series' wrap or this checkout.
+prepare() {
+    "$here/qemu/rust-crates.sh" "$src" 2>/dev/null
+    local wrap=$src/subprojects/chardev-multiplex.wrap dir want
+    [ -f "$wrap" ] || return 0
+    dir=$(sed -n 's/^directory *= *//p' "$wrap")
+    want=$(sed -n 's/^source_hash *= *//p' "$wrap")
+    if [ "$want" = "$(sha256sum "$library" | cut -d' ' -f1)" ]; then
+        cp "$library" "$src/subprojects/packagecache/$(sed -n 's/^source_filename *= *//p' "$wrap")"
+    elif [ ! -d "$src/subprojects/$dir" ]; then
+        mkdir -p "$src/subprojects/$dir"
+        tar -xJf "$library" -C "$src/subprojects/$dir" --strip-components=1
+    fi
+}
+unprepare() { "${gitc[@]}" checkout -q -- subprojects; }
+
+common=(--python="$python" --target-list=x86_64-softmmu --without-default-features
         --disable-install-blobs --disable-download --disable-docs)
 configure() { # DIR [ARGS...]
     local dir=$1; shift
@@ -65,7 +78,9 @@ build_and_test() { # DIR LABEL
         "($((SECONDS - t0)) s)"
 }
 
+prepare
 configure "$work/off"
+unprepare
 fail=0
 n=0
 while read -r p; do
@@ -79,6 +94,7 @@ while read -r p; do
     else
         say "  checkpatch: PROBLEMS"; fail=1
     fi
+    prepare
     build_and_test "$work/off" "without the option" || fail=1
     if grep -q chardev_multiplex "$src/meson_options.txt"; then
         [ -f "$work/on/build.ninja" ] || configure "$work/on" --enable-chardev-multiplex
@@ -86,6 +102,7 @@ while read -r p; do
     else
         say "  with --enable-chardev-multiplex: (the option comes later in the series)"
     fi
+    unprepare
 done <"$root/qemu-patches/series"
 if [ "$fail" = 0 ]; then
     say "check-series: every patch builds and passes test-char"

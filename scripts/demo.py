@@ -42,8 +42,8 @@ def main():
                "-chardev", "file,id=con0log,path=/dev/fdset/2",
                "-chardev", "socket,id=con0tcp,host=127.0.0.1,port=%d,telnet=on,"
                            "server=on,wait=off" % args.port,
-               "-chardev", "multiplex,id=con0,muxA=con0log,muxB=con0tcp,"
-                           "muxB-overflow=drop,replay-size=4096",
+               "-chardev", "multiplex,id=con0,muxA=con0log,muxA-overflow=block,"
+                           "muxB=con0tcp,replay-size=4096",
                "-device", "isa-serial,chardev=con0,id=serial0"]
     print("QEMU:", q.qemu_binary())
     print("console options:", " ".join(cmdline))

@@ -8,6 +8,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-./scripts/install-deps.sh
+./scripts/install-deps.sh >/dev/null
 qemu=$(./scripts/qemu/build.sh | tail -n 1)
 exec env CMX_QEMU="$qemu" /usr/bin/python3 scripts/demo.py "$@"
