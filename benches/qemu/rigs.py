@@ -226,7 +226,12 @@ class Rig:
 
 
 def multiplex(rig, backends, extra=""):
-    spec = ",".join("mux%s=%s" % (chr(ord("A") + i), b) for i, b in enumerate(backends))
+    """Every backend is `block` (lossless, as the benchmark checks every log and
+    viewer byte for byte) unless `extra` gives its slot another policy."""
+    slots = [chr(ord("A") + i) for i in range(len(backends))]
+    spec = ",".join("mux%s=%s" % (s, b) for s, b in zip(slots, backends))
+    spec += "".join(",mux%s-overflow=block" % s for s in slots
+                    if "mux%s-overflow=" % s not in extra)
     rig.chardev("multiplex,id=%s,%s%s" % (SERIAL, spec, extra))
     rig.serial(SERIAL)
     rig.multiplex = SERIAL

@@ -215,6 +215,8 @@ def churn(rig_name, lines, guest, tmp, period=0.1, timeout=180):
     def tick(s):
         if attached:
             s.vm.cmd("x-chardev-multiplex-detach", id=s.rig.multiplex, chardev=attached[-1])
+            # Detaching finishes in the background; then the chardev is free.
+            s.vm.get_event("MULTIPLEX_BACKEND_DETACHED", timeout=10)
             s.vm.cmd("chardev-remove", id=attached[-1])
         attached.append("churn%d" % len(attached))
         s.vm.cmd("chardev-add", id=attached[-1],
