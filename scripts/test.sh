@@ -37,7 +37,8 @@ step "Rust: the C-ABI harness under valgrind memcheck"
 
 step "QEMU: the series pins this checkout's library"
 tarball=$(./scripts/library-tarball.sh "${CMX_CACHE:-$HOME/.cache/chardev-multiplex}/library" | tail -n1)
-pinned=$(sed -n 's/^+source_hash = //p' qemu-patches/*-meson-add-the-chardev_multiplex-*.patch)
+pinned=$(sed -n '/^+++ b\/subprojects\/chardev-multiplex.wrap$/,/^diff /s/^+source_hash = //p' \
+    qemu-patches/*-meson-add-the-chardev_multiplex-*.patch)
 have=$(sha256sum "$tarball" | cut -d' ' -f1)
 if [ "$pinned" != "$have" ]; then
     echo "subprojects/chardev-multiplex.wrap in the series pins $pinned, this checkout's" \
