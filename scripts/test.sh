@@ -17,8 +17,12 @@ meson=$(./scripts/install-deps.sh | tail -n1)
 step "Rust: format, lints, tests"
 cargo fmt --check
 cargo clippy --quiet --locked --all-targets -- -D warnings
-cargo test --quiet --locked 2>&1 | grep -E '^(test result|running|error|failures)' || true
-cargo test --quiet --locked >/dev/null 2>&1 || { cargo test --locked; exit 1; }
+out=$(mktemp)
+if ! cargo test --quiet --locked >"$out" 2>&1; then
+    cat "$out"; exit 1
+fi
+awk '/^test result:/ { ok += $4; bad += $6 } END { print "cargo test: " ok " passed, " bad " failed" }' "$out"
+rm -f "$out"
 
 step "C: the library built by meson and rustc, meson test (also under valgrind)"
 "$meson" subprojects download libc-0.2-rs memchr-2-rs static_assertions-1-rs >/dev/null
