@@ -89,10 +89,13 @@ while read -r p; do
     [ "$n" -le "$last" ] || break
     say "patch $n: $p"
     "${gitc[@]}" am -q "$root/qemu-patches/$p" || die "git am failed for $p"
-    if perl "$src/scripts/checkpatch.pl" --no-tree -q "$root/qemu-patches/$p" >/dev/null; then
+    # Clean means no error and no warning (checkpatch exits 0 on warnings).
+    cp_report=$(perl "$src/scripts/checkpatch.pl" --no-tree -q "$root/qemu-patches/$p" 2>&1) \
+        || true
+    if [ -z "$cp_report" ]; then
         say "  checkpatch: clean"
     else
-        say "  checkpatch: PROBLEMS"; fail=1
+        say "  checkpatch: PROBLEMS"; echo "$cp_report" | tee -a "$report"; fail=1
     fi
     prepare
     build_and_test "$work/off" "without the option" || fail=1

@@ -124,11 +124,14 @@ cmd_export() {
     say "exported $n patches and the cover letter to qemu-patches/"
     local p bad=0
     while read -r p; do
-        if perl "$work/scripts/checkpatch.pl" --no-tree -q "$patches/$p" >/dev/null 2>&1; then
+        # Clean means no error and no warning: checkpatch exits 0 on warnings.
+        local report
+        report=$(perl "$work/scripts/checkpatch.pl" --no-tree -q "$patches/$p" 2>&1) || true
+        if [ -z "$report" ]; then
             echo "checkpatch: $p: clean"
         else
             echo "checkpatch: $p: PROBLEMS"
-            perl "$work/scripts/checkpatch.pl" --no-tree -q "$patches/$p" || true
+            echo "$report"
             bad=1
         fi
     done <"$patches/series"

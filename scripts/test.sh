@@ -85,8 +85,9 @@ qsrc=$(readlink -f "$(dirname "$qemu_off")/../qemu-src-$(cat "$(dirname "$qemu_o
 step "QEMU: scripts/checkpatch.pl on every patch of the series"
 while read -r p; do
     case "$p" in ''|'#'*) continue ;; esac
-    perl "$qsrc/scripts/checkpatch.pl" --no-tree -q "qemu-patches/$p" \
-        || { echo "checkpatch: $p has style problems"; exit 1; }
+    # Clean means no error and no warning (checkpatch exits 0 on warnings).
+    report=$(perl "$qsrc/scripts/checkpatch.pl" --no-tree -q "qemu-patches/$p" 2>&1) || true
+    [ -z "$report" ] || { echo "checkpatch: $p:"; echo "$report"; exit 1; }
     echo "checkpatch: $p: clean"
 done <qemu-patches/series
 qemu_tests "$(dirname "$qemu_off")" off
