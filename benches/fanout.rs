@@ -463,6 +463,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
             input: false,
             drop_unit: cmx_drop_unit::Bytes as u32,
             drop_notice: false,
+            timestamp: false,
         };
         n
     ];
@@ -473,6 +474,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
         replay_capacity: 0,
         coalesce_ns: if coalesce { CMX_DEFAULT_COALESCE_NS } else { 0 },
+        replay_head_capacity: 0,
     };
     let mut d = Driver::new(&cfg, s.fds());
     d.drain(); // OPENED
@@ -568,6 +570,7 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
             cmx_drop_unit::Bytes
         } as u32,
         drop_notice: false,
+        timestamp: false,
     }];
     let cfg = cmx_mux_config {
         size: std::mem::size_of::<cmx_mux_config>(),
@@ -576,6 +579,7 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
         queue_capacity: queue,
         replay_capacity: 0,
         coalesce_ns: 0,
+        replay_head_capacity: 0,
     };
     let mut d = Driver::new(&cfg, vec![-1]);
     let write = |drv: &Driver, data: &[u8]| {

@@ -571,6 +571,11 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::OutOfMemory, 8),
         (R::SinkLimit, 9),
         (R::LastSink, 10),
+        (R::BufferTooSmall, 11),
+        (R::ReplayBlobMalformed, 12),
+        (R::ReplayBlobVersion, 13),
+        (R::ReplayBlobTooLarge, 14),
+        (R::ReplayNotFresh, 15),
         (R::ConfigNoSinks, 100),
         (R::ConfigTooManySinks, 101),
         (R::ConfigMultipleInputs, 102),
@@ -582,6 +587,7 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::ConfigUnknownDropUnit, 110),
         (R::ConfigNoticeOnBlockSink, 111),
         (R::ConfigSizeMismatch, 112),
+        (R::ConfigReplayHeadTooLarge, 113),
     ];
     assert_enum(R::ALL, &stable);
     let text = |r: u32| {
@@ -596,10 +602,10 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         assert!(!s.trim().is_empty(), "{r:?}");
         assert!(seen.insert(s.clone()), "{r:?} shares its text {s:?}");
     }
-    let unknown = text(11);
+    let unknown = text(16);
     assert_eq!(unknown, "unknown cmx_result value");
     assert!(!seen.contains(&unknown));
-    for v in [4, 99, 107, 108, 113, u32::MAX] {
+    for v in [4, 99, 107, 108, 114, u32::MAX] {
         assert_eq!(text(v), unknown);
     }
 }

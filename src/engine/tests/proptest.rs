@@ -31,6 +31,7 @@ fn sink_config() -> impl Strategy<Value = SinkConfig> {
             },
             // Mostly valid; sometimes a notice on a block sink (refused).
             drop_notice: notice && (drop || lines),
+            timestamp: false,
         },
     )
 }
@@ -79,6 +80,7 @@ proptest! {
             input: input.map(|i| i % n),
             queue_capacity: cap,
             replay_capacity: replay,
+            replay_head_capacity: 0,
             coalesce_ns: coalesce,
         };
         let mut model = Model::new(config);

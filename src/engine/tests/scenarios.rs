@@ -10,6 +10,7 @@ fn config(policies: &[Overflow], cap: usize) -> Config {
         input: Some(policies.len() - 1),
         queue_capacity: cap,
         replay_capacity: 0,
+        replay_head_capacity: 0,
         coalesce_ns: 0,
     }
 }
@@ -264,6 +265,7 @@ fn bad_configurations_are_refused() {
     );
     let replay = Config {
         replay_capacity: DEFAULT_QUEUE_CAPACITY + 1,
+        replay_head_capacity: 0,
         ..Config::new(2)
     };
     assert!(matches!(err(replay), ConfigError::ReplayTooLarge { .. }));
