@@ -410,7 +410,7 @@ impl Mux {
     fn start_detaching(&mut self, sink: usize, report: bool) -> Result<usize, DetachError> {
         let s = self.sink(sink)?;
         if !s.is_attached() {
-            return Ok(s.queue.len());
+            return Ok(s.pending());
         }
         let others = self
             .slots
@@ -428,7 +428,7 @@ impl Mux {
         let was_connected = target.is_connected();
         let change = target.detach();
         let detached = target.state() == SinkState::Detached;
-        let backlog = target.queue.len();
+        let backlog = target.pending();
         if detached {
             self.out.withdraw(sink);
         }

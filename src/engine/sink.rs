@@ -264,7 +264,8 @@ impl Stamps {
         match last {
             None => {
                 self.front = match self.front {
-                    LineFront::Given(t) if ctx.continues => LineFront::Given(t),
+                    // (The line under way: its time is `ctx.first`.)
+                    LineFront::Given(_) if ctx.continues => LineFront::Given(ctx.first),
                     _ => LineFront::Due(ctx.first),
                 }
             }
@@ -310,12 +311,29 @@ pub struct HeadPart {
     due: Option<Wall>,
 }
 
+/// The skip marker of a replay, `\r\n[multiplex: N bytes skipped]\r\n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    skipped: u64,
+    text: Text,
+}
+
+impl Marker {
+    fn new(skipped: u64) -> Marker {
+        Marker {
+            skipped,
+            text: Text::skipped(skipped),
+        }
+    }
+}
+
 /// What a replay writes before the queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Replay {
     head: Option<HeadPart>,
-    /// `\r\n[multiplex: N bytes skipped]\r\n`, between the head part and the tail.
-    marker: Option<Text>,
+    /// Between the head part and the tail: what was kept in neither (and
+    /// what of the head part a reset cut off).
+    marker: Option<Marker>,
 }
 
 /// A stamped sink hands out at most this much of the head at once (a
@@ -509,7 +527,7 @@ impl Sink {
             });
         }
         if let Some(m) = &self.replay.marker {
-            return Front::Marker(m.rest());
+            return Front::Marker(m.text.rest());
         }
         if let Policy::Drop {
             notice: Notice::Writing(n),
@@ -783,7 +801,7 @@ impl Sink {
             });
         }
         if plan.skipped > 0 {
-            self.replay.marker = Some(Text::skipped(plan.skipped));
+            self.replay.marker = Some(Marker::new(plan.skipped));
         }
         let (a, b) = history.as_slices();
         self.queue.push(a);
@@ -819,13 +837,19 @@ impl Sink {
     }
 
     /// The multiplexer's head was reset: the rest of the head part of this
-    /// sink's replay is gone (counted as dropped), and what follows it is a
-    /// new fragment (stamped again). Returns whether it had a head part.
+    /// sink's replay is gone (counted as dropped), and the skip marker
+    /// that follows counts it as skipped too (a marker comes now if none
+    /// was to); what follows is stamped again. Returns whether it had a
+    /// head part.
     pub fn cut_head_replay(&mut self) -> bool {
         let Some(hp) = self.replay.head.take() else {
             return false;
         };
-        self.stats.dropped += (hp.end - hp.pos) as u64;
+        let rest = (hp.end - hp.pos) as u64;
+        self.stats.dropped += rest;
+        // (Not started yet: it comes after the head part.)
+        let skipped = self.replay.marker.map_or(0, |m| m.skipped);
+        self.replay.marker = Some(Marker::new(skipped + rest));
         self.note_queue_len();
         if let Some(st) = &mut self.stamps {
             if st.writing.as_ref().is_some_and(Text::untouched) {
@@ -909,7 +933,7 @@ impl Sink {
             FrontKind::Marker => {
                 if let Some(m) = &mut self.replay.marker {
                     self.stats.skip_marker_bytes += n as u64;
-                    if m.advance(n) {
+                    if m.text.advance(n) {
                         self.stats.skip_markers += 1;
                         self.replay.marker = None;
                     }
