@@ -55,7 +55,7 @@
 //! opening there are replayed what one opening here would be, and that
 //! output there continues the lines here.
 
-use super::render::{agree, bytes_of, guest, parse, Token};
+use super::render::{agree, guest, len_of, parse, Token};
 use super::script::{driven, stream, Behaviour, ScriptIo, MAX_LINE};
 use crate::engine::*;
 
@@ -187,8 +187,16 @@ impl Conn {
     /// them: the marker, and (`stamped`) a stamp before the first byte, each
     /// byte after a newline and after the marker.
     fn render(&self, stamped: bool) -> Vec<Token> {
-        let mut out = Vec::with_capacity(self.expected.len() * 2);
+        self.render_upto(stamped, usize::MAX)
+    }
+
+    /// [`Conn::render`], stopped once it has `most` tokens or more.
+    fn render_upto(&self, stamped: bool, most: usize) -> Vec<Token> {
+        let mut out = Vec::with_capacity(self.expected.len().min(most) + 4);
         for (k, &b) in self.expected.iter().enumerate() {
+            if out.len() >= most {
+                return out;
+            }
             self.texts_before(k, stamped, &mut out);
             out.push(Token::Guest(b));
         }
@@ -1023,7 +1031,7 @@ impl Model {
         let r = driven(&mut dest, &mut io, |m| m.write_at_wall(&data, 0, wall));
         assert_eq!(r, Ok(data.len()));
         for (k, stamped) in [false, true].into_iter().enumerate() {
-            let got = parse(&io.received[sinks[k]], stamped, 0);
+            let got = parse(&io.received[sinks[k]], stamped, usize::MAX);
             let want = replayed.render(stamped);
             let same = got.len() == want.len()
                 && got
@@ -1183,11 +1191,9 @@ impl Model {
             delivered + stamp_bytes + notice_bytes + marker_bytes,
             "sink {i}: written bytes not counted once: {st:?}"
         );
-        // What is not whole yet is at the end, and is the rest of the bytes
-        // the complete texts do not account for.
-        let first = parse(got, cfg.timestamp, 0);
-        let partial = guest(&first).len() as u64 - delivered;
-        let tokens = parse(got, cfg.timestamp, partial as usize);
+        // What is not whole yet is at the end: the rest of the bytes the
+        // frontend's and the complete texts do not account for.
+        let tokens = parse(got, cfg.timestamp, delivered as usize);
         let count = |f: fn(&Token) -> bool| tokens.iter().filter(|t| f(t)).count() as u64;
         assert_eq!(
             count(|t| matches!(t, Token::Guest(_))),
@@ -1209,10 +1215,10 @@ impl Model {
             markers,
             "sink {i}: markers"
         );
-        assert_eq!(
-            bytes_of(&tokens).len() as u64 + partial,
-            got.len() as u64,
-            "sink {i}: complete texts"
+        let whole = len_of(&tokens) as u64;
+        assert!(
+            got.len() as u64 - whole < 64,
+            "sink {i}: more unfinished text than one"
         );
         tokens
     }
@@ -1226,7 +1232,7 @@ impl Model {
         match (life, cfg.overflow) {
             (Life::Open | Life::Detaching, Overflow::Block) => {
                 assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
-                let want = conn.render(cfg.timestamp);
+                let want = conn.render_upto(cfg.timestamp, tokens.len());
                 let prefix = tokens.len() <= want.len()
                     && tokens
                         .iter()

@@ -84,6 +84,19 @@ fn text_line(n: u64, what: &str) -> Vec<u8> {
     format!("\r\n[multiplex: {n} {unit} {what}]\r\n").into_bytes()
 }
 
+/// How many bytes `tokens` are.
+pub fn len_of(tokens: &[Token]) -> usize {
+    tokens
+        .iter()
+        .map(|t| match *t {
+            Token::Guest(_) => 1,
+            Token::Stamp(_) => 28,
+            Token::Notice(n) => text_line(n, "dropped").len(),
+            Token::Marker(n) => text_line(n, "skipped").len(),
+        })
+        .sum()
+}
+
 /// The bytes of `tokens`.
 pub fn bytes_of(tokens: &[Token]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -122,9 +135,9 @@ fn parse_stamp(b: &[u8]) -> Option<Token> {
     let (y, mo, d) = (num(0..4), num(5..7), num(8..10));
     // Days since 1970 of that date, by counting.
     let leap = |year: u64| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let mut days = (1970..y)
-        .map(|year| if leap(year) { 366 } else { 365 })
-        .sum::<u64>();
+    // Leap days before `year`, counted from year 1.
+    let leaps = |year: u64| (year - 1) / 4 - (year - 1) / 100 + (year - 1) / 400;
+    let mut days = 365 * (y.max(1970) - 1970) + leaps(y.max(1970)) - leaps(1970);
     let months = [
         31,
         if leap(y) { 29 } else { 28 },
@@ -167,36 +180,15 @@ fn parse_text(b: &[u8]) -> Option<(Token, usize)> {
     None
 }
 
-/// `got` as tokens (stamps only if `stamped`), and the bytes at its end
-/// that are the start of a text still being written: `partial` of them,
-/// which must be the start of a stamp, a notice or a marker.
-pub fn parse(got: &[u8], stamped: bool, partial: usize) -> Vec<Token> {
-    assert!(partial <= got.len(), "more text in progress than received");
-    let (whole, tail) = got.split_at(got.len() - partial);
-    if !tail.is_empty() {
-        let starts = |full: &[u8]| full.starts_with(tail);
-        let stamp_like = tail
-            .iter()
-            .zip(b"dddd-dd-ddTdd:dd:dd.ddddddZ ")
-            .all(|(&c, &k)| {
-                if k == b'd' {
-                    c.is_ascii_digit() || c == b'?'
-                } else {
-                    c == k
-                }
-            });
-        assert!(
-            (stamped && tail.len() < 28 && stamp_like)
-                || starts(b"\r\n[multiplex: ")
-                || (tail.starts_with(b"\r\n[multiplex: ") && tail.len() < 64),
-            "an unfinished text is not one: {:?}",
-            String::from_utf8_lossy(tail)
-        );
-    }
-    let mut out = Vec::new();
+/// `got` as tokens (stamps only if `stamped`), of which `guests` are the
+/// frontend's bytes: what is left at the end is the start of a text still
+/// being written (a stamp, a notice or a marker), and is left out.
+pub fn parse(got: &[u8], stamped: bool, guests: usize) -> Vec<Token> {
+    let mut out = Vec::with_capacity(got.len());
     let mut i = 0;
-    while i < whole.len() {
-        let b = &whole[i..];
+    let mut seen = 0;
+    while i < got.len() {
+        let b = &got[i..];
         if stamped {
             if let Some(t) = parse_stamp(b) {
                 out.push(t);
@@ -209,8 +201,32 @@ pub fn parse(got: &[u8], stamped: bool, partial: usize) -> Vec<Token> {
             i += len;
             continue;
         }
+        if seen == guests {
+            break;
+        }
         out.push(Token::Guest(b[0]));
+        seen += 1;
         i += 1;
+    }
+    let tail = &got[i..];
+    if !tail.is_empty() {
+        let stamp_like = tail
+            .iter()
+            .zip(b"dddd-dd-ddTdd:dd:dd.ddddddZ ")
+            .all(|(&c, &k)| {
+                if k == b'd' {
+                    c.is_ascii_digit() || c == b'?'
+                } else {
+                    c == k
+                }
+            });
+        let text_like = b"\r\n[multiplex: ".starts_with(tail)
+            || (tail.starts_with(b"\r\n[multiplex: ") && tail.len() < 64);
+        assert!(
+            (stamped && tail.len() < 28 && stamp_like) || text_like,
+            "an unfinished text is not one: {:?}",
+            String::from_utf8_lossy(tail)
+        );
     }
     out
 }
@@ -247,11 +263,13 @@ mod tests {
             Token::Notice(1),
         ];
         let bytes = bytes_of(&toks);
+        assert_eq!(len_of(&toks), bytes.len());
         assert!(bytes.starts_with(b"2026-12-06T18:11:04.783070Z a\r\n[multiplex: 3 bytes skipped]"));
-        assert_eq!(parse(&bytes, true, 0), toks);
-        assert_eq!(parse(&bytes[..bytes.len() - 5], true, 26), toks[..5]);
+        assert_eq!(parse(&bytes, true, 2), toks);
+        assert_eq!(parse(&bytes[..bytes.len() - 5], true, 2), toks[..5]);
+        assert_eq!(parse(&bytes[..20], true, 0), []);
         assert_eq!(
-            parse(&bytes, false, 0)[..2],
+            parse(&bytes, false, usize::MAX)[..2],
             [Token::Guest(b'2'), Token::Guest(b'0')]
         );
     }
