@@ -85,7 +85,7 @@ fn export_sizes_and_import_refusals() {
     let p = src.mux.raw;
     let mut small = vec![0u8; blob.len() - 1];
     let mut needed = 12345usize;
-    // SAFETY (whole block): live multiplexers, buffers valid for their lengths.
+    // SAFETY: live multiplexers, buffers valid for their lengths (whole block).
     unsafe {
         assert_eq!(
             cmx_mux_replay_export(p, small.as_mut_ptr(), small.len(), &mut needed),
@@ -106,7 +106,7 @@ fn export_sizes_and_import_refusals() {
 
         let fresh = |cfg: &Cfg| Mux::new(cfg).unwrap();
         let m = fresh(&cfg());
-        let import = |m: &Mux, b: &[u8]| cmx_mux_replay_import(m.raw, b.as_ptr(), b.len());
+        let import = |to: &Mux, b: &[u8]| cmx_mux_replay_import(to.raw, b.as_ptr(), b.len());
         let mut v2 = blob.clone();
         v2[8] = 2;
         assert_eq!(import(&m, &v2), cmx_result::ReplayBlobVersion);

@@ -90,8 +90,8 @@ fn a_stalled_drop_viewer_gets_whole_lines_each_with_its_own_time() {
     let data = stream(9 * 33_333);
     let half = write_with_walls(&mut rig, &data[..150_000]);
     rig.pause(1, false);
-    let rest = write_with_walls(&mut rig, &data[150_000..]);
-    let walls = [half, rest].concat();
+    let second = write_with_walls(&mut rig, &data[150_000..]);
+    let walls = [half, second].concat();
     rig.drain();
     let st = rig.mux.stats(1);
     assert!(st.dropped > 0, "the viewer never fell behind: {st:?}");
