@@ -103,10 +103,7 @@ fn after_a_reset_the_head_is_the_new_boots() {
     let boot1 = stream(20_000);
     rig.pump_all(&boot1);
     rig.mux.reset_head();
-    let boot2: Vec<u8> = stream(30_000)
-        .iter()
-        .map(|b| b.to_ascii_uppercase())
-        .collect();
+    let boot2: Vec<u8> = stream(30_000).iter().map(u8::to_ascii_uppercase).collect();
     rig.pump_all(&boot2);
     rig.drain();
     let v = rig.attach_new(&viewer(false), false).unwrap();
