@@ -35,6 +35,7 @@ impl fmt::Debug for Token {
 
 /// A stamp's text, by a calendar walked day by day from 1970 (not the
 /// engine's `civil_from_days`).
+#[cfg(test)]
 pub fn stamp_text(wall_ns: Option<u64>) -> Vec<u8> {
     let Some(ns) = wall_ns else {
         return b"????-??-??T??:??:??.??????Z ".to_vec();
@@ -98,6 +99,7 @@ pub fn len_of(tokens: &[Token]) -> usize {
 }
 
 /// The bytes of `tokens`.
+#[cfg(test)]
 pub fn bytes_of(tokens: &[Token]) -> Vec<u8> {
     let mut out = Vec::new();
     for t in tokens {
