@@ -559,7 +559,8 @@ impl Caller {
         let mut blob = vec![0u8; needed];
         let mut again = 7usize;
         // SAFETY: `mux` is live; `blob` is writable for `needed - 1` bytes.
-        let r = unsafe { cmx_mux_replay_export(self.mux, blob.as_mut_ptr(), needed - 1, &mut again) };
+        let r =
+            unsafe { cmx_mux_replay_export(self.mux, blob.as_mut_ptr(), needed - 1, &mut again) };
         assert_eq!((r, again), (cmx_result::BufferTooSmall, 7));
         assert!(blob.iter().all(|&x| x == 0), "a refused export wrote");
         // SAFETY: as above, `needed` bytes.
@@ -611,7 +612,10 @@ impl Caller {
                 // reported at once.
                 unsafe {
                     while cmx_mux_poll_transmit(m, &mut t) == cmx_result::Ok && t.len > 0 {
-                        assert_eq!(cmx_mux_transmitted(m, t.sink, t.len as isize), cmx_result::Ok);
+                        assert_eq!(
+                            cmx_mux_transmitted(m, t.sink, t.len as isize),
+                            cmx_result::Ok
+                        );
                     }
                 }
             }
