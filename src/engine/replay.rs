@@ -208,9 +208,12 @@ impl ReplayStore {
 
     /// Takes note of output written at `wall` and keeps what the replay
     /// needs of it; returns the line context the queues take it in.
+    #[inline]
     pub fn record(&mut self, data: &[u8], wall: Wall) -> LineCtx {
         let ctx = LineCtx::new(self.line, wall);
-        self.history.push(data, ctx);
+        if self.history.bytes.capacity() > 0 {
+            self.history.push(data, ctx);
+        }
         if self.head.capacity > 0 {
             self.head.append(data, ctx, self.written);
         }

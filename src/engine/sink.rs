@@ -457,12 +457,14 @@ impl Sink {
 
     /// The frontend's bytes waiting for this sink: its queue and the rest
     /// of the head part of its replay (`queued` in its statistics).
+    #[inline]
     pub fn pending(&self) -> usize {
         self.queue.len() + self.replay.head.map_or(0, |h| h.end - h.pos)
     }
 
     /// Whether anything (queued output, a replay, a stamp or a notice)
     /// waits to be written.
+    #[inline]
     fn has_pending(&self) -> bool {
         !self.queue.is_empty()
             || self.replay.head.is_some()
@@ -605,6 +607,7 @@ impl Sink {
     }
 
     /// Appends `data`, which fits, and (a stamped sink) its lines' times.
+    #[inline]
     fn push(&mut self, data: &[u8], ctx: LineCtx) {
         if let Some(st) = &mut self.stamps {
             st.pushing(self.queue.last(), data, ctx);
@@ -630,10 +633,16 @@ impl Sink {
     /// Appends `data`, discarding the oldest bytes (queued first, then the
     /// start of `data`) so that at most the capacity remains. Returns how
     /// many were discarded.
+    #[inline]
     fn push_overwrite(&mut self, data: &[u8], ctx: LineCtx) -> usize {
         if self.stamps.is_none() {
             return self.queue.push_overwrite(data);
         }
+        self.push_overwrite_stamped(data, ctx)
+    }
+
+    /// [`Sink::push_overwrite`] of a stamped sink.
+    fn push_overwrite_stamped(&mut self, data: &[u8], ctx: LineCtx) -> usize {
         let cap = self.queue.capacity();
         if data.len() >= cap {
             let q = self.queue.len();

@@ -85,17 +85,23 @@ pub fn format_stamp(wall_ns: u64) -> [u8; STAMP_LEN] {
     let micros = ns % 1_000_000_000 / 1000;
     let (y, mo, d) = civil_from_days(secs / 86_400);
     let sod = secs % 86_400;
-    let mut out = [0u8; STAMP_LEN];
-    let mut w = &mut out[..];
-    // Cannot fail: the year is at most 2554, so the text is exactly 28 bytes.
-    let _ = write!(
-        w,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z ",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    debug_assert!(w.is_empty());
+    // By hand rather than with `write!`: this runs once per line.
+    let mut out = *b"0000-00-00T00:00:00.000000Z ";
+    for (at, width, v) in [
+        (0, 4, y),
+        (5, 2, mo),
+        (8, 2, d),
+        (11, 2, sod / 3600),
+        (14, 2, sod / 60 % 60),
+        (17, 2, sod % 60),
+        (20, 6, micros),
+    ] {
+        let mut v = v;
+        for b in out[at..at + width].iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
     out
 }
 
@@ -317,16 +323,22 @@ pub enum LineState {
 }
 
 impl LineState {
-    /// What a write of `data` at `wall` makes of it.
+    /// What a write of `data` at `wall` makes of it. Searches `data` only
+    /// when that tells two times apart: its last line started in it (at
+    /// `wall`) or before it (at the time under way).
+    #[inline]
     pub fn after(self, data: &[u8], wall: Wall) -> LineState {
-        match data.last() {
-            None => self,
-            Some(b'\n') => LineState::AtStart,
-            Some(_) if memchr::memrchr(b'\n', data).is_some() => LineState::In(wall),
-            Some(_) => match self {
-                LineState::AtStart => LineState::In(wall),
-                LineState::In(t) => LineState::In(t),
-            },
+        match (data.split_last(), self) {
+            (None, _) => self,
+            (Some((b'\n', _)), _) => LineState::AtStart,
+            (Some(_), LineState::AtStart) => LineState::In(wall),
+            (Some((_, before)), LineState::In(t)) => {
+                if t != wall && memchr::memrchr(b'\n', before).is_some() {
+                    LineState::In(wall)
+                } else {
+                    LineState::In(t)
+                }
+            }
         }
     }
 }
@@ -343,6 +355,7 @@ pub struct LineCtx {
 }
 
 impl LineCtx {
+    #[inline]
     pub const fn new(line: LineState, wall: Wall) -> LineCtx {
         match line {
             LineState::AtStart => LineCtx {
