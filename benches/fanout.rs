@@ -86,6 +86,25 @@
 //! `CMX_BENCH_REPEATS` rounds. No system calls are made: this is the
 //! library alone. `CMX_BENCH_ONLY=stalled` runs only this table.
 //!
+//! Two tables on line stamps (issue 18), library alone, no system calls,
+//! ns per write, median (min-max) over `CMX_BENCH_REPEATS` rounds timed as
+//! the stalled table is:
+//!
+//! - "line stamps, a sink that takes everything": one open `drop` sink
+//!   (lines mode, 64 KiB queue, replay off) whose every transmit is
+//!   reported written in full (no `write(2)`); the frontend writes 1-byte
+//!   pieces of 80-byte lines (as a 16550 does) or whole 80-byte lines.
+//!   Rows: stamps off with `cmx_mux_write_at()` (the call QEMU made before),
+//!   stamps off with `cmx_mux_write_at_wall()`, and a stamped sink with
+//!   `cmx_mux_write_at_wall()` (every line costs a stamp formatted and
+//!   handed out). The rows "off, `write_at`" build and run unchanged on the
+//!   library before line stamps, for a before/after comparison.
+//! - "stalled stamped drop viewer": the stalled-viewer setup with a stamped
+//!   sink whose full queue holds 80-byte lines, fed 1-byte pieces of lines:
+//!   the cost per write must not grow with the queue (64 KiB, 1 MiB, 16 MiB).
+//!
+//! `CMX_BENCH_ONLY=stamps` runs only these two tables.
+//!
 //! Run with `cargo bench --bench fanout` (release profile).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -463,6 +482,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
             input: false,
             drop_unit: cmx_drop_unit::Bytes as u32,
             drop_notice: false,
+            timestamp: false,
         };
         n
     ];
@@ -473,6 +493,7 @@ fn run_mux(n: usize, src: &Source, coalesce: bool) -> Duration {
         queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
         replay_capacity: 0,
         coalesce_ns: if coalesce { CMX_DEFAULT_COALESCE_NS } else { 0 },
+        replay_head_capacity: 0,
     };
     let mut d = Driver::new(&cfg, s.fds());
     d.drain(); // OPENED
@@ -568,6 +589,7 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
             cmx_drop_unit::Bytes
         } as u32,
         drop_notice: false,
+        timestamp: false,
     }];
     let cfg = cmx_mux_config {
         size: std::mem::size_of::<cmx_mux_config>(),
@@ -576,6 +598,7 @@ fn stalled_drop_viewer(queue: usize, lines: bool) -> Driver {
         queue_capacity: queue,
         replay_capacity: 0,
         coalesce_ns: 0,
+        replay_head_capacity: 0,
     };
     let mut d = Driver::new(&cfg, vec![-1]);
     let write = |drv: &Driver, data: &[u8]| {
@@ -665,6 +688,231 @@ fn stalled_table(rounds: usize) {
         for lines in [false, true] {
             let v: Vec<f64> = (0..rounds)
                 .map(|_| stalled_write_ns(queue, lines))
+                .collect();
+            let (lo, med, hi) = spread(&v);
+            let unit = if lines { "lines" } else { "bytes" };
+            let range = format!("{med:.1} ({lo:.1}-{hi:.1})");
+            println!("{:>10}  {unit:<6} {range:>30}", size_label(queue));
+        }
+    }
+}
+
+/// A sink configuration; `stamped` asks for line stamps.
+fn sink_cfg(overflow: cmx_overflow, unit: cmx_drop_unit, stamped: bool) -> cmx_sink_config {
+    cmx_sink_config {
+        size: std::mem::size_of::<cmx_sink_config>(),
+        overflow: overflow as u32,
+        open: true,
+        input: false,
+        drop_unit: unit as u32,
+        drop_notice: false,
+        timestamp: stamped,
+    }
+}
+
+/// A multiplexer configuration over `sinks` with a `queue`-byte queue,
+/// no replay and no coalescing.
+fn mux_cfg(sinks: &[cmx_sink_config], queue: usize) -> cmx_mux_config {
+    cmx_mux_config {
+        size: std::mem::size_of::<cmx_mux_config>(),
+        sinks: sinks.as_ptr(),
+        n_sinks: sinks.len(),
+        queue_capacity: queue,
+        replay_capacity: 0,
+        coalesce_ns: 0,
+        replay_head_capacity: 0,
+    }
+}
+
+/// An 80-byte line.
+fn line80() -> Vec<u8> {
+    (0..80u8)
+        .map(|k| if k == 79 { b'\n' } else { b'a' + k % 26 })
+        .collect()
+}
+
+/// 2026-12-06T18:11:04.783070Z.
+const WALL0: u64 = 1_796_580_664_783_070_000;
+
+/// How a write is made, for the stamp tables.
+#[derive(Clone, Copy)]
+enum Stamping {
+    /// No stamps; `cmx_mux_write_at()`.
+    OffWriteAt,
+    /// No stamps; `cmx_mux_write_at_wall()`.
+    OffWall,
+    /// A stamped sink; `cmx_mux_write_at_wall()`.
+    On,
+}
+
+impl Stamping {
+    fn label(self) -> &'static str {
+        match self {
+            Stamping::OffWriteAt => "off, write_at",
+            Stamping::OffWall => "off, write_at_wall",
+            Stamping::On => "on, write_at_wall",
+        }
+    }
+
+    /// One write of `data` at `k` (ns, and the wall clock moves with it).
+    fn write(self, mux: *mut cmx_mux, data: &[u8], k: u64) {
+        let mut acc = 0usize;
+        // SAFETY: live mux, valid buffers.
+        let r = unsafe {
+            match self {
+                Stamping::OffWriteAt => {
+                    cmx_mux_write_at(mux, data.as_ptr(), data.len(), k, &mut acc)
+                }
+                Stamping::OffWall | Stamping::On => cmx_mux_write_at_wall(
+                    mux,
+                    data.as_ptr(),
+                    data.len(),
+                    k,
+                    WALL0 + k * 1000,
+                    &mut acc,
+                ),
+            }
+        };
+        assert!(
+            r == cmx_result::Ok && acc == data.len(),
+            "write: {r:?}, {acc}"
+        );
+    }
+}
+
+/// Times batches of `step(k)` (doubling) until one takes 20 ms; ns per call.
+fn ns_per_call(mut step: impl FnMut(u64)) -> f64 {
+    let mut batch = 1u64;
+    let mut k = 0u64;
+    loop {
+        let t0 = Instant::now();
+        for _ in 0..batch {
+            step(k);
+            k += 1;
+        }
+        let dt = t0.elapsed();
+        if dt >= Duration::from_millis(20) {
+            return dt.as_nanos() as f64 / batch as f64;
+        }
+        batch *= 2;
+    }
+}
+
+/// ns per write (and its transmits) into one sink that takes everything.
+fn taking_sink_ns(size: usize, how: Stamping) -> f64 {
+    let sinks = [sink_cfg(
+        cmx_overflow::Drop,
+        cmx_drop_unit::Lines,
+        matches!(how, Stamping::On),
+    )];
+    let d = Driver::new(&mux_cfg(&sinks, CMX_DEFAULT_QUEUE_CAPACITY), vec![-1]);
+    let line = line80();
+    let mut t = cmx_transmit {
+        sink: 0,
+        data: std::ptr::null(),
+        len: 0,
+    };
+    let (mut bytes, mut handed) = (0u64, 0u64);
+    let ns = ns_per_call(|k| {
+        let at = (k as usize * size) % 80;
+        let data = &line[at..at + size.min(80 - at)];
+        how.write(d.mux, data, k);
+        bytes += data.len() as u64;
+        // SAFETY: live mux, writable out; each transmit reported in full.
+        unsafe {
+            while cmx_mux_poll_transmit(d.mux, &mut t) == cmx_result::Ok && t.len > 0 {
+                handed += t.len as u64;
+                ok(cmx_mux_transmitted(d.mux, 0, t.len as isize), "transmitted");
+            }
+        }
+    });
+    let mut st = cmx_sink_stats::default();
+    // SAFETY: live mux, writable out.
+    ok(unsafe { cmx_mux_sink_stats(d.mux, 0, &mut st) }, "stats");
+    assert_eq!((st.delivered, st.queued), (bytes, 0));
+    assert_eq!(handed, st.delivered + st.stamp_bytes);
+    if matches!(how, Stamping::On) {
+        assert!(st.stamps >= bytes / 80, "{st:?}");
+    } else {
+        assert_eq!(st.stamps, 0);
+    }
+    ns
+}
+
+/// ns per 1-byte write into a stalled stamped `drop` viewer whose full
+/// queue of `queue` bytes holds 80-byte lines.
+fn stalled_stamped_ns(queue: usize, lines: bool) -> f64 {
+    let unit = if lines {
+        cmx_drop_unit::Lines
+    } else {
+        cmx_drop_unit::Bytes
+    };
+    let sinks = [sink_cfg(cmx_overflow::Drop, unit, true)];
+    let d = Driver::new(&mux_cfg(&sinks, queue), vec![-1]);
+    let line = line80();
+    let transmit = |result: isize| {
+        let mut t = cmx_transmit {
+            sink: 0,
+            data: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: live mux, writable out.
+        ok(
+            unsafe { cmx_mux_poll_transmit(d.mux, &mut t) },
+            "poll_transmit",
+        );
+        assert!(t.len > 0);
+        // SAFETY: live mux.
+        ok(
+            unsafe { cmx_mux_transmitted(d.mux, 0, result) },
+            "transmitted",
+        );
+    };
+    // The viewer takes a stamp and the first byte of a line, then pushes back.
+    Stamping::On.write(d.mux, &line, 0);
+    transmit(28);
+    transmit(1);
+    transmit(-(libc::EAGAIN as isize));
+    for k in 0..queue / 80 + 1 {
+        Stamping::On.write(d.mux, &line, k as u64);
+    }
+    let ns = ns_per_call(|k| Stamping::On.write(d.mux, &line[k as usize % 80..][..1], k));
+    let mut st = cmx_sink_stats::default();
+    // SAFETY: live mux, writable out.
+    ok(unsafe { cmx_mux_sink_stats(d.mux, 0, &mut st) }, "stats");
+    assert_eq!(st.offered, st.delivered + st.queued + st.dropped);
+    assert_eq!((st.delivered, st.stamps), (1, 1));
+    ns
+}
+
+/// The two line-stamp tables.
+fn stamp_tables(rounds: usize) {
+    println!();
+    println!(
+        "line stamps, a sink that takes everything: one write and its transmits, ns per write, \
+         median (min-max) over {rounds} rounds"
+    );
+    println!("{:>6}  {:<20} {:>30}", "write", "stamps", "ns per write");
+    taking_sink_ns(1, Stamping::On); // warm-up
+    for size in [1usize, 80] {
+        for how in [Stamping::OffWriteAt, Stamping::OffWall, Stamping::On] {
+            let v: Vec<f64> = (0..rounds).map(|_| taking_sink_ns(size, how)).collect();
+            let (lo, med, hi) = spread(&v);
+            let range = format!("{med:.1} ({lo:.1}-{hi:.1})");
+            println!("{:>6}  {:<20} {range:>30}", size_label(size), how.label());
+        }
+    }
+    println!();
+    println!(
+        "stalled stamped drop viewer: one 1-byte piece of an 80-byte line into a full queue of \
+         lines, ns per write, median (min-max) over {rounds} rounds"
+    );
+    println!("{:>10}  {:<6} {:>30}", "queue", "unit", "ns per write");
+    stalled_stamped_ns(64 << 10, false); // warm-up
+    for queue in [64 << 10, 1 << 20, 16 << 20] {
+        for lines in [false, true] {
+            let v: Vec<f64> = (0..rounds)
+                .map(|_| stalled_stamped_ns(queue, lines))
                 .collect();
             let (lo, med, hi) = spread(&v);
             let unit = if lines { "lines" } else { "bytes" };
@@ -800,9 +1048,14 @@ fn main() {
     let stalled = only.is_empty() || only.iter().any(|o| o == "stalled");
     if stalled {
         stalled_table(rounds);
-        if only.iter().all(|o| o == "stalled") && !only.is_empty() {
-            return;
-        }
+    }
+    if only.is_empty() || only.iter().any(|o| o == "stamps") {
+        stamp_tables(rounds);
+    }
+    if !only.is_empty() && only.iter().all(|o| o == "stalled" || o == "stamps") {
+        return;
+    }
+    if stalled {
         println!();
     }
 

@@ -55,9 +55,20 @@
 #define CMX_DEFAULT_QUEUE_CAPACITY 65536
 
 /**
- * The largest queue (and replay) capacity accepted (64 MiB).
+ * The largest queue (and replay tail and head) capacity accepted (64 MiB).
  */
 #define CMX_MAX_QUEUE_CAPACITY 67108864
+
+/**
+ * Bytes of one line stamp, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ ` (a space last).
+ */
+#define CMX_STAMP_LEN 28
+
+/**
+ * The version of the replay blob `cmx_mux_replay_export()` writes and
+ * `cmx_mux_replay_import()` reads.
+ */
+#define CMX_REPLAY_BLOB_VERSION 1
 
 /**
  * The coalescing window to use when the user gave none (1 ms): below what a
@@ -126,6 +137,33 @@ enum cmx_result
      */
     CMX_RESULT_LAST_SINK = 10,
     /**
+     * `cmx_mux_replay_export()`: the buffer is shorter than the blob (ask
+     * for its size with a NULL buffer of length 0).
+     */
+    CMX_RESULT_BUFFER_TOO_SMALL = 11,
+    /**
+     * `cmx_mux_replay_import()`: not a replay blob, or an inconsistent one
+     * (cut short, trailing bytes, counts that do not match its bytes, a
+     * head and tail that disagree).
+     */
+    CMX_RESULT_REPLAY_BLOB_MALFORMED = 12,
+    /**
+     * `cmx_mux_replay_import()`: a replay blob of a version this library
+     * does not read (it reads `CMX_REPLAY_BLOB_VERSION`).
+     */
+    CMX_RESULT_REPLAY_BLOB_VERSION = 13,
+    /**
+     * `cmx_mux_replay_import()`: the blob holds more than this
+     * multiplexer keeps (a longer head or tail, or more line times, than
+     * its configuration has room for).
+     */
+    CMX_RESULT_REPLAY_BLOB_TOO_LARGE = 14,
+    /**
+     * `cmx_mux_replay_import()`: this multiplexer has written output
+     * already; import into a new one.
+     */
+    CMX_RESULT_REPLAY_NOT_FRESH = 15,
+    /**
      * The configuration has no sinks.
      */
     CMX_RESULT_CONFIG_NO_SINKS = 100,
@@ -171,6 +209,10 @@ enum cmx_result
      * than the library it runs with, or `size` was not set.
      */
     CMX_RESULT_CONFIG_SIZE_MISMATCH = 112,
+    /**
+     * The replay head capacity is larger than `CMX_MAX_QUEUE_CAPACITY`.
+     */
+    CMX_RESULT_CONFIG_REPLAY_HEAD_TOO_LARGE = 113,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -401,7 +443,7 @@ typedef struct cmx_mux cmx_mux;
 /**
  * One sink's configuration, allocated by the caller. Set `size`; every
  * other field may be left 0, which is the safe choice: a `drop` sink in
- * `lines` mode, closed, not the input, no notice.
+ * `lines` mode, closed, not the input, no notice, no stamps.
  */
 typedef struct cmx_sink_config {
     /**
@@ -434,11 +476,22 @@ typedef struct cmx_sink_config {
      * and `notice_bytes`, not in `offered`/`delivered`). Refused on `block`.
      */
     bool drop_notice;
+    /**
+     * Whether every line the sink receives starts with the UTC time its
+     * first byte came from the frontend, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ `
+     * (QEMU's `-msg timestamp=on` format, `CMX_STAMP_LEN` bytes; the wall
+     * clock comes from `cmx_mux_write_at_wall()`). Counted in `stamps` and
+     * `stamp_bytes`, not in `offered`/`delivered`. Other sinks get the
+     * bytes unchanged.
+     */
+    bool timestamp;
 } cmx_sink_config;
 
 /**
  * A sink's statistics; byte counts are totals since the sink was attached
- * (or the multiplexer created), and `offered == delivered + queued +
+ * (or the multiplexer created). `offered`, `delivered`, `queued` and
+ * `dropped` count the frontend's bytes only (stamps, notices and skip
+ * markers are counted apart), and `offered == delivered + queued +
  * dropped` always holds.
  */
 typedef struct cmx_sink_stats {
@@ -459,20 +512,22 @@ typedef struct cmx_sink_stats {
      */
     uint64_t delivered;
     /**
-     * Bytes waiting in its queue now.
+     * Bytes waiting for it now: its queue, and the rest of the replay head
+     * it is being written.
      */
     uint64_t queued;
     /**
      * Bytes discarded: overflow of a `drop` queue, or queued when it closed,
-     * failed, was detached (a `drop` sink) or released.
+     * failed, was detached (a `drop` sink) or released, or the rest of a
+     * replay head cut short by `cmx_mux_reset_head()`.
      */
     uint64_t dropped;
     /**
-     * Bytes of history replayed to it (part of `offered`).
+     * Bytes of history (head and tail) replayed to it (part of `offered`).
      */
     uint64_t replayed;
     /**
-     * Largest queue length seen.
+     * Largest `queued` seen.
      */
     uint64_t queue_high_water;
     /**
@@ -507,6 +562,24 @@ typedef struct cmx_sink_stats {
      * Bytes of drop notices written (not part of `offered`/`delivered`).
      */
     uint64_t notice_bytes;
+    /**
+     * Line stamps written in full (a `timestamp` sink).
+     */
+    uint64_t stamps;
+    /**
+     * Bytes of line stamps written (not part of `offered`/`delivered`).
+     */
+    uint64_t stamp_bytes;
+    /**
+     * Replay skip markers written in full.
+     */
+    uint64_t skip_markers;
+    /**
+     * Bytes of skip markers written (not part of `offered`/`delivered`).
+     * Every byte written to the sink is counted in one of `delivered`,
+     * `stamp_bytes`, `notice_bytes` and `skip_marker_bytes`.
+     */
+    uint64_t skip_marker_bytes;
 } cmx_sink_stats;
 
 /**
@@ -568,8 +641,8 @@ typedef struct cmx_mux_config {
      */
     size_t queue_capacity;
     /**
-     * Bytes of recent output replayed to a sink when it opens; 0 turns replay
-     * off; at most `queue_capacity`.
+     * Bytes of recent output (the replay tail) replayed to a sink when it
+     * opens; 0 turns it off; at most `queue_capacity`.
      */
     size_t replay_capacity;
     /**
@@ -578,6 +651,15 @@ typedef struct cmx_mux_config {
      * `cmx_mux_write()` never coalesces.
      */
     uint64_t coalesce_ns;
+    /**
+     * Bytes of the first output (since creation or `cmx_mux_reset_head()`)
+     * kept for replay besides the tail: the replay head. 0 turns it off; at
+     * most `CMX_MAX_QUEUE_CAPACITY` (it may be larger than the queues: it
+     * is written to a sink from where it is kept). A sink that opens gets
+     * the head, then `\r\n[multiplex: N bytes skipped]\r\n` if bytes
+     * between head and tail were kept in neither, then the tail.
+     */
+    size_t replay_head_capacity;
 } cmx_mux_config;
 
 /**
@@ -863,6 +945,65 @@ CMX_MUST_USE cmx_result cmx_mux_stats(const struct cmx_mux *mux, struct cmx_mux_
 CMX_MUST_USE cmx_result cmx_mux_frontend_open(const struct cmx_mux *mux, bool *open, size_t *n_sinks);
 
 /**
+ * The head of the output (`replay_head_capacity`) starts again with the
+ * next byte written: call it when the guest resets, so that a sink that
+ * opens later is replayed the new boot's first output. The tail is not
+ * changed. A sink still being written the old head loses the rest of it
+ * (counted in `dropped`); what follows is then written as a new fragment
+ * (a `timestamp` sink stamps it again).
+ *
+ * # Safety
+ * `mux` is NULL or live.
+ */
+CMX_MUST_USE cmx_result cmx_mux_reset_head(struct cmx_mux *mux);
+
+/**
+ * Writes the replay state as a self-describing, versioned blob (version
+ * `CMX_REPLAY_BLOB_VERSION`): the head and the tail of the output kept
+ * for replay, how many bytes between them were kept in neither, the start
+ * times of their lines, how many bytes of output were written so far and
+ * where the output stands in its line. It is for
+ * `cmx_mux_replay_import()` on the destination of a live migration.
+ *
+ * Two calls: with `buf` NULL and `len` 0, `*needed` receives the blob's
+ * length; then with a buffer of at least that length, the blob is written
+ * to `buf` and `*needed` receives its length again. A buffer that is too
+ * short (`len` > 0) gives `CMX_RESULT_BUFFER_TOO_SMALL` and nothing is
+ * written. The length changes only when output is written or the head is
+ * reset.
+ *
+ * # Safety
+ * `mux` is NULL or live; `buf` is NULL or valid for writing `len` bytes
+ * (`buf` NULL with `len` > 0 is `CMX_RESULT_NULL_PARAMETER`); `needed` is
+ * NULL or writable.
+ */
+CMX_MUST_USE cmx_result cmx_mux_replay_export(const struct cmx_mux *mux, uint8_t *buf, size_t len, size_t *needed);
+
+/**
+ * Takes over the replay state in `blob` (`len` bytes from
+ * `cmx_mux_replay_export()` of another multiplexer, the source of a live
+ * migration; copied, borrowed for the call only). A sink that opens
+ * afterwards is replayed exactly what a sink that opened on the source
+ * would have been, and output continues the source's line (a
+ * `timestamp` sink does not stamp the rest of a line the source started).
+ * Sinks open already are not replayed anything.
+ *
+ * Only a multiplexer that has written no output takes it
+ * (`CMX_RESULT_REPLAY_NOT_FRESH`); its `replay_capacity` and
+ * `replay_head_capacity` must hold the blob's tail and head
+ * (`CMX_RESULT_REPLAY_BLOB_TOO_LARGE`; the same configuration as the
+ * source's always does). A blob of another version is
+ * `CMX_RESULT_REPLAY_BLOB_VERSION`; anything else that is not a blob this
+ * library wrote is `CMX_RESULT_REPLAY_BLOB_MALFORMED`. Nothing changes
+ * unless it returns `CMX_RESULT_OK`.
+ *
+ * # Safety
+ * `mux` is NULL or live; `blob` is valid for `len` bytes (or NULL with
+ * `len` 0).
+ */
+CMX_MUST_USE cmx_result cmx_mux_replay_import(struct cmx_mux *mux, const uint8_t *blob, size_t len);
+
+/**
  * Returns a static, NUL-terminated English description of `result` (any
  * value; unknown and retired values get `unknown cmx_result value`). The
  * string lives for the whole program and must not be freed.
@@ -966,12 +1107,36 @@ CMX_MUST_USE cmx_result cmx_mux_write(struct cmx_mux *mux, const uint8_t *data, 
  * `cmx_mux_poll_timeout()` names the time at which the caller must call
  * `cmx_mux_handle_timeout()`. A write that would not fit in a queue
  * releases what is held first. With `coalesce_ns` 0 this is `cmx_mux_write()`.
+ * The wall clock is not known: see `cmx_mux_write_at_wall()`.
  *
  * # Safety
  * `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
  * `len` 0); `accepted` is NULL or writable.
  */
 CMX_MUST_USE cmx_result cmx_mux_write_at(struct cmx_mux *mux, const uint8_t *data, size_t len, uint64_t now, size_t *accepted);
+
+/**
+ * `cmx_mux_write_at()` with the wall clock, for line stamps: `wall_ns` is
+ * the UTC time in nanoseconds since the Unix epoch (`CLOCK_REALTIME`;
+ * `UINT64_MAX` means unknown), taken with `now`. It is the time of every
+ * line whose first byte is in `data`: a sink with `timestamp` set gets
+ * each line it receives preceded by it, as `YYYY-MM-DDTHH:MM:SS.uuuuuuZ `
+ * (QEMU's `-msg timestamp=on` format, UTC, microseconds). A line is the
+ * bytes up to and including `\n`: the stamp goes before the first byte of
+ * the output and before each byte that follows a `\n`; with `\r\n`
+ * line ends the `\r` ends its line and the stamp follows the `\n`. A sink
+ * that receives part of a line only (it opened in the middle of it, or a
+ * drop cut its start) gets that part preceded by the line's stamp; a line
+ * cut in its middle keeps its one stamp. `cmx_mux_write()` and
+ * `cmx_mux_write_at()` do not know the wall clock: the lines that start in
+ * them are stamped `????-??-??T??:??:??.??????Z `. Otherwise as
+ * `cmx_mux_write_at()`.
+ *
+ * # Safety
+ * `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
+ * `len` 0); `accepted` is NULL or writable.
+ */
+CMX_MUST_USE cmx_result cmx_mux_write_at_wall(struct cmx_mux *mux, const uint8_t *data, size_t len, uint64_t now, uint64_t wall_ns, size_t *accepted);
 
 /**
  * Stores in `*room` how many bytes `cmx_mux_write()` would accept now

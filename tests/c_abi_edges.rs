@@ -86,6 +86,10 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
         [
             ("write", cmx_mux_write(p, x, 1, &mut size)),
             ("write_at", cmx_mux_write_at(p, x, 1, 0, &mut size)),
+            (
+                "write_at_wall",
+                cmx_mux_write_at_wall(p, x, 1, 0, 0, &mut size),
+            ),
             ("write_room", cmx_mux_write_room(p, &mut size)),
             ("poll_transmit", cmx_mux_poll_transmit(p, &mut t)),
             ("transmitted", cmx_mux_transmitted(p, 0, 1)),
@@ -113,6 +117,12 @@ unsafe fn assert_every_call_returns(p: *mut cmx_mux, want: cmx_result) {
             ("attach", cmx_mux_attach(p, &block(), &mut size)),
             ("detach", cmx_mux_detach(p, 0, &mut size)),
             ("release", cmx_mux_release(p, 0, &mut st)),
+            ("reset_head", cmx_mux_reset_head(p)),
+            (
+                "replay_export",
+                cmx_mux_replay_export(p, null_mut(), 0, &mut size),
+            ),
+            ("replay_import", cmx_mux_replay_import(p, x, 1)),
         ]
     };
     for (what, r) in results {
@@ -161,6 +171,23 @@ fn null_pointers_give_null_parameter() {
         for (what, r) in [
             ("write", cmx_mux_write(p, x, 1, null_mut())),
             ("write data", cmx_mux_write(p, null(), 1, &mut size)),
+            (
+                "write_at_wall",
+                cmx_mux_write_at_wall(p, x, 1, 0, 0, null_mut()),
+            ),
+            (
+                "write_at_wall data",
+                cmx_mux_write_at_wall(p, null(), 1, 0, 0, &mut size),
+            ),
+            (
+                "replay_export needed",
+                cmx_mux_replay_export(p, null_mut(), 0, null_mut()),
+            ),
+            (
+                "replay_export buffer",
+                cmx_mux_replay_export(p, null_mut(), 1, &mut size),
+            ),
+            ("replay_import blob", cmx_mux_replay_import(p, null(), 1)),
             ("write_room", cmx_mux_write_room(p, null_mut())),
             ("poll_transmit", cmx_mux_poll_transmit(p, null_mut())),
             ("watch_mask", cmx_mux_watch_mask(p, null_mut())),
@@ -571,6 +598,11 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::OutOfMemory, 8),
         (R::SinkLimit, 9),
         (R::LastSink, 10),
+        (R::BufferTooSmall, 11),
+        (R::ReplayBlobMalformed, 12),
+        (R::ReplayBlobVersion, 13),
+        (R::ReplayBlobTooLarge, 14),
+        (R::ReplayNotFresh, 15),
         (R::ConfigNoSinks, 100),
         (R::ConfigTooManySinks, 101),
         (R::ConfigMultipleInputs, 102),
@@ -582,6 +614,7 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         (R::ConfigUnknownDropUnit, 110),
         (R::ConfigNoticeOnBlockSink, 111),
         (R::ConfigSizeMismatch, 112),
+        (R::ConfigReplayHeadTooLarge, 113),
     ];
     assert_enum(R::ALL, &stable);
     let text = |r: u32| {
@@ -596,10 +629,10 @@ fn result_values_are_stable_and_strings_non_empty_and_distinct() {
         assert!(!s.trim().is_empty(), "{r:?}");
         assert!(seen.insert(s.clone()), "{r:?} shares its text {s:?}");
     }
-    let unknown = text(11);
+    let unknown = text(16);
     assert_eq!(unknown, "unknown cmx_result value");
     assert!(!seen.contains(&unknown));
-    for v in [4, 99, 107, 108, 113, u32::MAX] {
+    for v in [4, 99, 107, 108, 114, u32::MAX] {
         assert_eq!(text(v), unknown);
     }
 }
@@ -761,6 +794,10 @@ fn outputs_are_written_only_on_success() {
         let results = [
             ("write", cmx_mux_write(p, x, 1, &mut size)),
             ("write_at", cmx_mux_write_at(p, x, 1, 0, &mut size)),
+            (
+                "write_at_wall",
+                cmx_mux_write_at_wall(p, x, 1, 0, 0, &mut size),
+            ),
             ("write_room", cmx_mux_write_room(p, &mut size)),
             ("poll_transmit", cmx_mux_poll_transmit(p, &mut t)),
             ("watch_mask", cmx_mux_watch_mask(p, &mut mask)),
@@ -780,6 +817,12 @@ fn outputs_are_written_only_on_success() {
             ("attach", cmx_mux_attach(p, &block(), &mut size)),
             ("detach", cmx_mux_detach(p, 0, &mut size)),
             ("release", cmx_mux_release(p, 0, &mut st)),
+            ("reset_head", cmx_mux_reset_head(p)),
+            (
+                "replay_export",
+                cmx_mux_replay_export(p, null_mut(), 0, &mut size),
+            ),
+            ("replay_import", cmx_mux_replay_import(p, x, 1)),
         ];
         for (what, r) in results {
             assert_eq!(r, NULLP, "{what}");

@@ -111,6 +111,7 @@ fn raw_pointers_are_dereferenced_only_in_the_boundary_module() {
         "try_mut_from_ptr!",
         "try_opt_mut_from_ptr!",
         "try_slice!",
+        "try_slice_mut!",
         "try_config_from_ptr!",
         "config_from_ptr(",
         "slice_from_ptr(",

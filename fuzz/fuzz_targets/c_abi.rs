@@ -14,7 +14,14 @@
 //! written only on success; configurations with a wrong `size` are
 //! refused; sink reports are consistent (drop episodes start and stop in
 //! turn, a failure is reported with its errno, a finished detach once) and
-//! the frontend's offers add up in `cmx_mux_stats()`.
+//! the frontend's offers add up in `cmx_mux_stats()`. Line stamps, the
+//! replay head and its reset are in the mix: what is handed out is the
+//! frontend's bytes, or a stamp, notice or skip marker for a sink that can
+//! have one, and every byte written is counted once. Replay blobs: the
+//! multiplexer's own exported and imported into a new one (which exports
+//! the same blob), the same with bytes changed, and arbitrary bytes from
+//! the input: each import is taken or refused with the code the contract
+//! names, never a panic, and a blob taken is written out again as taken.
 #![no_main]
 
 use core::ptr::{null, null_mut};
@@ -51,9 +58,20 @@ fn outcome(a: u8, len: usize) -> isize {
     }
 }
 
-/// Any byte a drop notice (`\r\n[multiplex: N bytes dropped]\r\n`) has.
+/// Any byte a drop notice or skip marker (`\r\n[multiplex: N bytes
+/// dropped]\r\n`, `... skipped]\r\n`) has.
 fn notice_byte(b: u8) -> bool {
-    b"\r\n[multiplex: 0123456789bytesdrop]".contains(&b)
+    b"\r\n[multiplex: 0123456789bytesdropkip]".contains(&b)
+}
+
+/// Any byte a line stamp (`YYYY-MM-DDTHH:MM:SS.uuuuuuZ `, or `?` for the digits) has.
+fn stamp_byte(b: u8) -> bool {
+    b"0123456789-T:.Z ?".contains(&b)
+}
+
+/// Every byte written to a sink.
+fn written_to(st: &cmx_sink_stats) -> u64 {
+    st.delivered + st.stamp_bytes + st.notice_bytes + st.skip_marker_bytes
 }
 
 /// The caller's view of one multiplexer, checked against what it reports.
@@ -63,6 +81,14 @@ struct Caller {
     n: usize,
     /// Which slots asked for drop notices.
     notices: [bool; CMX_MAX_SINKS],
+    /// Which slots asked for line stamps.
+    stamps: [bool; CMX_MAX_SINKS],
+    /// Whether replays may write a skip marker (a head is kept).
+    head: bool,
+    /// The configuration, for new multiplexers to import into.
+    config: cmx_mux_config,
+    /// Whether output was written (an import is refused: not fresh).
+    written: bool,
     /// The bytes out with the caller: (sink, len) from the last
     /// `cmx_mux_poll_transmit()` not yet reported or withdrawn.
     in_flight: Option<(usize, usize)>,
@@ -150,14 +176,15 @@ impl Caller {
         assert!(t.sink < self.n && !t.data.is_null());
         // SAFETY: the library hands out `len` readable bytes.
         let data = unsafe { core::slice::from_raw_parts(t.data, t.len) };
-        let notice = self.notices[t.sink] && data.iter().all(|&b| notice_byte(b));
+        let text = (self.notices[t.sink] || self.head) && data.iter().all(|&b| notice_byte(b))
+            || self.stamps[t.sink] && data.len() <= 28 && data.iter().all(|&b| stamp_byte(b));
         assert!(
-            notice || data.iter().all(|&b| b == FILL),
+            text || data.iter().all(|&b| b == FILL),
             "foreign bytes handed out"
         );
         let st = self.stats(t.sink);
         assert!(Self::drains(&st), "{st:?}");
-        assert!(notice || t.len as u64 <= st.queued);
+        assert!(text || t.len as u64 <= st.queued);
         if let Some((sink, _)) = self.in_flight {
             assert_eq!(sink, t.sink, "another sink handed out before the report");
         }
@@ -213,10 +240,7 @@ impl Caller {
         };
         match errno {
             0 if result > 0 => {
-                assert_eq!(
-                    after.delivered + after.notice_bytes,
-                    before.delivered + before.notice_bytes + result as u64
-                );
+                assert_eq!(written_to(&after), written_to(&before) + result as u64);
                 assert!(!failed);
             }
             // Nothing taken: it is watched.
@@ -246,7 +270,18 @@ impl Caller {
         let r = unsafe {
             match now {
                 None => cmx_mux_write(self.mux, payload.as_ptr(), len, &mut accepted),
-                Some(now) => cmx_mux_write_at(self.mux, payload.as_ptr(), len, now, &mut accepted),
+                Some(now) if now % 3 == 0 => {
+                    cmx_mux_write_at(self.mux, payload.as_ptr(), len, now, &mut accepted)
+                }
+                // A wall clock of any value (u64::MAX: unknown).
+                Some(now) => cmx_mux_write_at_wall(
+                    self.mux,
+                    payload.as_ptr(),
+                    len,
+                    now,
+                    now.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    &mut accepted,
+                ),
             }
         };
         match r {
@@ -263,6 +298,7 @@ impl Caller {
             r => panic!("write: {r:?}"),
         }
         let took = if r == cmx_result::Ok { accepted } else { 0 };
+        self.written |= took > 0;
         self.offers.0 += len as u64;
         self.offers.1 += took as u64;
         if took < len {
@@ -451,6 +487,7 @@ impl Caller {
         assert_eq!((r, sink), (cmx_result::Ok, slot));
         self.n = self.n.max(sink + 1);
         self.notices[sink] = config.drop_notice;
+        self.stamps[sink] = config.timestamp;
         let st = self.stats(sink);
         assert_eq!((st.delivered, st.dropped, st.write_errors), (0, 0, 0));
         r
@@ -511,6 +548,109 @@ impl Caller {
         r
     }
 
+    /// `cmx_mux_replay_export()`: the size, a buffer one byte short
+    /// (refused, nothing written), then the blob.
+    fn export(&self) -> Vec<u8> {
+        let mut needed = usize::MAX;
+        // SAFETY: `mux` is live; NULL with length 0 asks for the size.
+        let r = unsafe { cmx_mux_replay_export(self.mux, null_mut(), 0, &mut needed) };
+        assert_eq!(r, cmx_result::Ok);
+        assert!(needed >= 128, "shorter than a blob's fixed part: {needed}");
+        let mut blob = vec![0u8; needed];
+        let mut again = 7usize;
+        // SAFETY: `mux` is live; `blob` is writable for `needed - 1` bytes.
+        let r =
+            unsafe { cmx_mux_replay_export(self.mux, blob.as_mut_ptr(), needed - 1, &mut again) };
+        assert_eq!((r, again), (cmx_result::BufferTooSmall, 7));
+        assert!(blob.iter().all(|&x| x == 0), "a refused export wrote");
+        // SAFETY: as above, `needed` bytes.
+        let r = unsafe { cmx_mux_replay_export(self.mux, blob.as_mut_ptr(), needed, &mut again) };
+        assert_eq!((r, again), (cmx_result::Ok, needed));
+        blob
+    }
+
+    /// `cmx_mux_replay_import()` of `blob` into a new multiplexer of the
+    /// same configuration: taken (then it exports the same blob) or refused
+    /// with one of the codes for a blob; `must` says it must be taken. A
+    /// viewer attached there afterwards is written something, or nothing.
+    fn import_fresh(&self, blob: &[u8], must: bool) {
+        let mut m = null_mut();
+        // SAFETY: `config` was valid for the first multiplexer, and `sinks`
+        // it points to lives as long as `self`.
+        assert_eq!(unsafe { cmx_mux_new(&self.config, &mut m) }, cmx_result::Ok);
+        // SAFETY: `m` is live; `blob` is readable for its length.
+        let r = unsafe { cmx_mux_replay_import(m, blob.as_ptr(), blob.len()) };
+        let refusals = [
+            cmx_result::ReplayBlobMalformed,
+            cmx_result::ReplayBlobVersion,
+            cmx_result::ReplayBlobTooLarge,
+        ];
+        match r {
+            cmx_result::Ok => {
+                let other = Caller {
+                    mux: m,
+                    ..self.shell()
+                };
+                assert_eq!(other.export(), blob, "an imported blob exported otherwise");
+                // A viewer that opens now is replayed what was taken.
+                let viewer = cmx_sink_config {
+                    size: core::mem::size_of::<cmx_sink_config>(),
+                    open: true,
+                    timestamp: blob.len() % 2 == 0,
+                    ..sink_config(0)
+                };
+                let mut sink = 0usize;
+                // SAFETY: `m` is live; `viewer` and `sink` are valid.
+                let a = unsafe { cmx_mux_attach(m, &viewer, &mut sink) };
+                assert!(a == cmx_result::Ok || a == cmx_result::SinkLimit, "{a:?}");
+                let mut t = cmx_transmit {
+                    sink: 0,
+                    data: null(),
+                    len: 0,
+                };
+                // SAFETY: `m` is live; `t` is writable; what it hands out is
+                // reported at once.
+                unsafe {
+                    while cmx_mux_poll_transmit(m, &mut t) == cmx_result::Ok && t.len > 0 {
+                        assert_eq!(
+                            cmx_mux_transmitted(m, t.sink, t.len as isize),
+                            cmx_result::Ok
+                        );
+                    }
+                }
+            }
+            r => {
+                assert!(!must, "its own blob refused: {r:?}");
+                assert!(refusals.contains(&r), "import: {r:?}");
+            }
+        }
+        // SAFETY: from cmx_mux_new, freed once.
+        unsafe { cmx_mux_free(m) };
+    }
+
+    /// A caller of another multiplexer, for [`Caller::export`].
+    fn shell(&self) -> Caller {
+        Caller {
+            mux: null_mut(),
+            n: 0,
+            notices: [false; CMX_MAX_SINKS],
+            stamps: [false; CMX_MAX_SINKS],
+            head: self.head,
+            config: self.config,
+            written: false,
+            in_flight: None,
+            withdrawn: None,
+            would_blocks: 0,
+            writables: 0,
+            turned_away: false,
+            told_open: false,
+            unpolled: 0,
+            events_maybe_lost: false,
+            dropping: [false; CMX_MAX_SINKS],
+            offers: (0, 0, 0, 0),
+        }
+    }
+
     /// What holds after every call.
     fn check(&self) {
         let mask = self.watch_mask();
@@ -529,17 +669,25 @@ impl Caller {
             if !self.notices[i] {
                 assert_eq!((st.notices, st.notice_bytes), (0, 0), "sink {i}");
             }
-            let open = st.state == cmx_sink_state::Open as u32;
+            if !self.stamps[i] {
+                assert_eq!((st.stamps, st.stamp_bytes), (0, 0), "sink {i}");
+            }
+            if !self.head {
+                assert_eq!((st.skip_markers, st.skip_marker_bytes), (0, 0), "sink {i}");
+            }
             if mask & 1 << i != 0 {
+                let text = self.notices[i] || self.stamps[i] || self.head;
                 assert!(
-                    Self::drains(&st) && (st.queued > 0 || self.notices[i]),
+                    Self::drains(&st) && (st.queued > 0 || text),
                     "sink {i} watched: {st:?}"
                 );
             }
             if !Self::drains(&st) {
                 assert_eq!(st.queued, 0, "sink {i} not open, yet queued");
             }
-            if open && st.overflow == cmx_overflow::Block as u32 {
+            // Open or being detached (as documented since 2dbf5bd; this
+            // oracle counted open sinks only).
+            if Self::drains(&st) && st.overflow == cmx_overflow::Block as u32 {
                 backlog += st.queued;
             }
         }
@@ -633,6 +781,7 @@ fn sink_config(x: usize) -> cmx_sink_config {
             _ => 0,
         },
         drop_notice: x & 0x10 != 0 && x & 0x70 != 0x70,
+        timestamp: x & 0x20 != 0,
     }
 }
 
@@ -671,6 +820,13 @@ fuzz_target!(|data: &[u8]| {
             1 => CMX_MAX_COALESCE_NS + 1,
             k => k as u64 * 50,
         },
+        // Off, small, larger than the queues, or over the maximum.
+        replay_head_capacity: match b.small() % 5 {
+            0 | 1 => 0,
+            2 => b.small(),
+            3 => 1 + b.small() * 40,
+            _ => CMX_MAX_QUEUE_CAPACITY + 1,
+        },
     };
     let mut mux = null_mut();
     // SAFETY: every pointer is valid or NULL, as the C contract allows.
@@ -685,6 +841,10 @@ fuzz_target!(|data: &[u8]| {
         n: n_sinks,
         withdrawn: None,
         notices: core::array::from_fn(|i| sinks.get(i).is_some_and(|s| s.drop_notice)),
+        stamps: core::array::from_fn(|i| sinks.get(i).is_some_and(|s| s.timestamp)),
+        head: config.replay_head_capacity > 0,
+        config,
+        written: false,
         in_flight: None,
         would_blocks: 0,
         writables: 0,
@@ -716,7 +876,54 @@ fuzz_target!(|data: &[u8]| {
         let len = b.small() * 2;
         // SAFETY (every call below): `mux` is live; the other pointers are
         // valid or deliberately NULL.
-        let r = match tag % 26 {
+        let r = match tag % 31 {
+            26 => {
+                let before = c.in_flight.and_then(|(i, _)| c.try_stats(i));
+                let r = unsafe { cmx_mux_reset_head(mux) };
+                // A sink whose head replay was cut (counted as dropped) had
+                // its bytes out withdrawn.
+                if let (Some((i, _)), Some(st)) = (c.in_flight, before) {
+                    if c.stats(i).dropped != st.dropped {
+                        c.withdraw(i);
+                    }
+                }
+                c.may_queue_events();
+                r
+            }
+            // The replay state round trip, as it is, or with bytes changed.
+            27 => {
+                c.import_fresh(&c.export(), true);
+                cmx_result::Ok
+            }
+            28 => {
+                let mut blob = c.export();
+                for _ in 0..1 + len % 4 {
+                    let at = (b.small() | b.small() << 8) % blob.len();
+                    blob[at] ^= b.byte().unwrap_or(1) | 1;
+                }
+                c.import_fresh(&blob, false);
+                cmx_result::Ok
+            }
+            // Arbitrary bytes from the input as a blob.
+            29 => {
+                let n = (len * 3).min(b.0.len());
+                let (blob, rest) = b.0.split_at(n);
+                b.0 = rest;
+                c.import_fresh(blob, false);
+                cmx_result::Ok
+            }
+            // Into this multiplexer: refused once output was written.
+            30 => {
+                let blob = c.export();
+                let r = unsafe { cmx_mux_replay_import(mux, blob.as_ptr(), blob.len()) };
+                let want = if c.written {
+                    cmx_result::ReplayNotFresh
+                } else {
+                    cmx_result::Ok
+                };
+                assert_eq!(r, want);
+                r
+            }
             20 => c.attach(b.small()),
             21 => c.detach(sink, false),
             22 => c.detach(sink, true),

@@ -22,7 +22,7 @@ fn behaviour(b: &mut Bytes) -> Behaviour {
 }
 
 /// A sink configuration from one byte: bit 0 drop, bit 1 open, bit 2 lines,
-/// bit 3 notice (on a block sink too: refused).
+/// bit 3 notice (on a block sink too: refused), bit 5 stamps.
 fn sink_config(x: usize) -> SinkConfig {
     SinkConfig {
         overflow: if x & 1 == 1 {
@@ -37,13 +37,16 @@ fn sink_config(x: usize) -> SinkConfig {
             DropUnit::Bytes
         },
         drop_notice: x & 8 != 0,
+        timestamp: x & 32 != 0,
     }
 }
 
 fn op(b: &mut Bytes) -> Option<Op> {
     let tag = b.byte()?;
     let sink = b.small();
-    Some(match tag % 14 {
+    Some(match tag % 16 {
+        14 => Op::ResetHead,
+        15 => Op::Migrate,
         10 => Op::SetInput((sink < 200).then_some(sink)),
         11 => Op::Attach {
             config: sink_config(sink),
@@ -68,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
     let n = 1 + b.small() % MAX_SINKS;
     let (drop_mask, open_mask, lines_mask) = (b.small(), b.small(), b.small());
+    let stamp_mask = b.small();
     let cap = 1 + (b.small() | b.small() << 8) % 4096;
     let replay = b.small() * cap / 255;
     let input = b.byte().and_then(|i| (i < 128).then_some(i as usize % n));
@@ -87,11 +91,18 @@ fuzz_target!(|data: &[u8]| {
                 },
                 // Notices on the drop sinks of the even-numbered masks.
                 drop_notice: drop_mask >> i & 1 == 1 && lines_mask & 0x80 == 0,
+                timestamp: stamp_mask >> i & 1 == 1,
             })
             .collect(),
         input,
         queue_capacity: cap,
         replay_capacity: replay,
+        // Mostly small; now and then larger than the queues.
+        replay_head_capacity: match b.small() % 4 {
+            0 => 0,
+            1 => (b.small() | b.small() << 8) % 8192,
+            _ => b.small(),
+        },
         coalesce_ns: b.small() as u64 % 64,
     };
     let mut model = Model::new(config);

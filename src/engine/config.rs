@@ -6,7 +6,7 @@ use core::fmt;
 pub const MAX_SINKS: usize = 8;
 /// Queue capacity per sink when the caller has no better idea.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 64 * 1024;
-/// Largest queue (and replay) capacity accepted: larger values are a typo, not a need.
+/// Largest queue (and replay tail and head) capacity accepted: larger values are a typo, not a need.
 pub const MAX_QUEUE_CAPACITY: usize = 64 * 1024 * 1024;
 /// Longest coalescing window accepted (100 ms): longer would delay output
 /// enough for a person at a console to notice.
@@ -38,8 +38,8 @@ pub enum DropUnit {
 }
 
 /// One sink's configuration. The default is the safe one: a closed `Drop`
-/// sink in lines mode, without a notice (the C ABI's all-zero sink
-/// configuration).
+/// sink in lines mode, without a notice or stamps (the C ABI's all-zero
+/// sink configuration).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkConfig {
     pub overflow: Overflow,
@@ -51,6 +51,12 @@ pub struct SinkConfig {
     /// `\r\n[multiplex: N bytes dropped]\r\n`, not counted as output.
     /// Refused on a `Block` sink, whose output stays byte-exact.
     pub drop_notice: bool,
+    /// Every line the sink receives starts with the UTC wall-clock time its
+    /// first byte came from the frontend, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ `
+    /// (see [`Mux::write_at_wall`](super::Mux::write_at_wall)); counted in
+    /// `stamps` and `stamp_bytes`, not in `offered`/`delivered`. Other
+    /// sinks see the frontend's bytes unchanged.
+    pub timestamp: bool,
 }
 
 impl SinkConfig {
@@ -80,8 +86,12 @@ pub struct Config {
     pub input: Option<usize>,
     /// Bytes each sink may queue.
     pub queue_capacity: usize,
-    /// Bytes of recent output replayed to a sink when it opens (0: off).
+    /// Bytes of recent output replayed to a sink when it opens (0: off):
+    /// the replay tail.
     pub replay_capacity: usize,
+    /// Bytes of the first output (since creation or [`Mux::reset_head`](super::Mux::reset_head))
+    /// kept for replay besides the tail (0: off; at most [`MAX_QUEUE_CAPACITY`]).
+    pub replay_head_capacity: usize,
     /// Coalescing window for [`Mux::write_at`](super::Mux::write_at), in the
     /// caller's clock units (nanoseconds by convention); 0 turns coalescing off.
     pub coalesce_ns: u64,
@@ -96,6 +106,7 @@ impl Config {
             input: n.checked_sub(1),
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             replay_capacity: 0,
+            replay_head_capacity: 0,
             coalesce_ns: 0,
         }
     }
@@ -129,6 +140,9 @@ impl Config {
                 queue: self.queue_capacity,
             });
         }
+        if self.replay_head_capacity > MAX_QUEUE_CAPACITY {
+            return Err(ConfigError::ReplayHeadTooLarge(self.replay_head_capacity));
+        }
         if self.coalesce_ns > MAX_COALESCE_NS {
             return Err(ConfigError::CoalesceTooLong(self.coalesce_ns));
         }
@@ -152,6 +166,8 @@ pub enum ConfigError {
         queue: usize,
     },
     CoalesceTooLong(u64),
+    /// The replay head is larger than [`MAX_QUEUE_CAPACITY`].
+    ReplayHeadTooLarge(usize),
     /// A drop notice was asked for on this `Block` sink.
     NoticeOnBlockSink(usize),
     /// The queues (this many bytes in all) could not be allocated.
@@ -176,6 +192,10 @@ impl fmt::Display for ConfigError {
             ConfigError::ReplayTooLarge { replay, queue } => write!(
                 f,
                 "replay capacity {replay} is larger than the queue capacity {queue}"
+            ),
+            ConfigError::ReplayHeadTooLarge(n) => write!(
+                f,
+                "replay head capacity {n} is larger than the maximum {MAX_QUEUE_CAPACITY}"
             ),
             ConfigError::CoalesceTooLong(ns) => write!(
                 f,

@@ -3,7 +3,8 @@
 //! It owns no file descriptors, makes no system calls and never calls back
 //! into its caller. The caller pushes in what happened: output from the
 //! frontend ([`Mux::write`], or [`Mux::write_at`] with a clock reading to
-//! coalesce small writes), what became of a write to a sink
+//! coalesce small writes, or [`Mux::write_at_wall`] with the wall clock as
+//! well, for line stamps), what became of a write to a sink
 //! ([`Mux::transmitted`]), readiness and events of sinks
 //! ([`Mux::sink_writable`], [`Mux::sink_event`]), input ([`Mux::input`]) and
 //! the clock ([`Mux::handle_timeout`]). It pulls out what to do: bytes to
@@ -20,7 +21,9 @@ pub mod drive;
 mod io;
 mod mux;
 mod queue;
+mod replay;
 mod sink;
+mod stamp;
 mod stats;
 
 pub use config::{
@@ -32,6 +35,8 @@ pub use io::{FrontendEvent, SinkEvent, SinkReport, Transmit, WriteOutcome};
 pub use mux::{
     AttachError, DetachError, Mux, NoSuchSink, TransmitError, WouldBlock, DISCARD_CHUNK,
 };
+pub use replay::{ImportError, BLOB_VERSION};
+pub use stamp::{format_stamp, STAMP_LEN, UNKNOWN_STAMP};
 pub use stats::{MuxStats, SinkState, SinkStats};
 
 #[cfg(any(test, feature = "model"))]

@@ -14,7 +14,9 @@ use std::collections::VecDeque;
 use super::config::{Config, ConfigError, DropUnit, Overflow, SinkConfig, MAX_SINKS};
 use super::io::{FrontendEvent, SinkEvent, SinkReport, Transmit, WriteOutcome};
 use super::queue::ByteQueue;
+use super::replay::{ImportError, ReplayStore};
 use super::sink::{EpisodeChange, FrontKind, Sink};
+use super::stamp::{time_slots, TimeRing, Wall};
 use super::stats::{MuxStats, SinkState, SinkStats};
 
 /// The frontend asked to write while a lossless sink's queue was full.
@@ -78,7 +80,7 @@ pub enum AttachError {
     Full,
     /// The sink's configuration is invalid (a notice on a `Block` sink).
     Config(ConfigError),
-    /// Its queue could not be allocated.
+    /// Its queue (or its ring of line times) could not be allocated.
     OutOfMemory,
 }
 
@@ -214,8 +216,9 @@ impl Out {
 pub struct Mux {
     slots: Vec<Slot>,
     input: Option<usize>,
-    /// Recent output for replay (capacity 0 when replay is off).
-    history: ByteQueue,
+    /// Output kept for replay (the tail and the head; capacity 0 when off),
+    /// how much was written, and where it stands in its line.
+    replay: ReplayStore,
     /// Bytes each sink may queue; also the most one write accepts.
     capacity: usize,
     /// Sinks that are connected (open or failed, and attached).
@@ -247,16 +250,22 @@ impl Mux {
     pub fn new(config: Config) -> Result<Mux, ConfigError> {
         config.validate()?;
         let cap = config.queue_capacity;
+        let stamped = config.sinks.iter().filter(|s| s.timestamp).count();
         let total = cap
             .saturating_mul(config.sinks.len())
-            .saturating_add(config.replay_capacity);
+            .saturating_add(time_slots(cap).saturating_mul(8 * stamped))
+            .saturating_add(config.replay_capacity)
+            .saturating_add(time_slots(config.replay_capacity).saturating_mul(8))
+            .saturating_add(config.replay_head_capacity)
+            .saturating_add(time_slots(config.replay_head_capacity).saturating_mul(8));
         let oom = |_| ConfigError::OutOfMemory(total);
         let mut slots = Vec::new();
         // Room for every slot, so that attaching never grows the vector.
         slots.try_reserve_exact(MAX_SINKS).map_err(oom)?;
         for s in &config.sinks {
             let queue = ByteQueue::with_capacity(cap).map_err(oom)?;
-            slots.push(Slot::Live(Sink::new(s, queue)));
+            let times = stamp_ring(s, cap).map_err(oom)?;
+            slots.push(Slot::Live(Sink::new(s, queue, times)));
         }
         let mut events = VecDeque::new();
         events.try_reserve_exact(MAX_EVENTS).map_err(oom)?;
@@ -266,7 +275,8 @@ impl Mux {
         let mut mux = Mux {
             slots,
             input: config.input,
-            history: ByteQueue::with_capacity(config.replay_capacity).map_err(oom)?,
+            replay: ReplayStore::new(config.replay_capacity, config.replay_head_capacity)
+                .map_err(oom)?,
             capacity: cap,
             connected,
             frontend_open: false,
@@ -337,10 +347,10 @@ impl Mux {
     }
 
     /// Adds a sink in the first free slot and returns its index. An open
-    /// sink gets the replay history first, then live output: no byte twice,
-    /// none missing (output held for coalescing is in the history, so it
-    /// comes once, in order). The first connected sink tells the frontend
-    /// OPENED.
+    /// sink gets the replay first (see [`Mux::sink_event`]), then live
+    /// output: no byte twice, none missing (output held for coalescing is
+    /// in the history, so it comes once, in order). The first connected
+    /// sink tells the frontend OPENED.
     pub fn attach(&mut self, config: SinkConfig) -> Result<usize, AttachError> {
         let slot = self.slots.iter().position(|s| matches!(s, Slot::Vacant(_)));
         if slot.is_none() && self.slots.len() >= MAX_SINKS {
@@ -349,6 +359,7 @@ impl Mux {
         config
             .validate(slot.unwrap_or(self.slots.len()))
             .map_err(AttachError::Config)?;
+        let times = stamp_ring(&config, self.capacity).map_err(|_| AttachError::OutOfMemory)?;
         let i = match slot {
             Some(i) => {
                 let queue = match core::mem::replace(
@@ -358,24 +369,23 @@ impl Mux {
                     Slot::Vacant(q) => q,
                     Slot::Live(_) => unreachable!("slot {i} was found vacant"),
                 };
-                self.slots[i] = Slot::Live(Sink::new(&config, queue));
+                self.slots[i] = Slot::Live(Sink::new(&config, queue, times));
                 i
             }
             None => {
                 let queue = ByteQueue::with_capacity(self.capacity)
                     .map_err(|_| AttachError::OutOfMemory)?;
-                self.slots.push(Slot::Live(Sink::new(&config, queue)));
+                self.slots
+                    .push(Slot::Live(Sink::new(&config, queue, times)));
                 self.slots.len() - 1
             }
         };
         if config.open {
-            let history = self.history.as_slices();
+            let plan = self.replay.plan();
             let Some(s) = self.slots[i].live_mut() else {
                 unreachable!("sink {i} was just attached");
             };
-            if history.0.len() + history.1.len() > 0 {
-                s.queue_replay(history);
-            }
+            s.open_replay(plan, &self.replay);
             s.writable();
             self.note_connected();
         }
@@ -400,7 +410,7 @@ impl Mux {
     fn start_detaching(&mut self, sink: usize, report: bool) -> Result<usize, DetachError> {
         let s = self.sink(sink)?;
         if !s.is_attached() {
-            return Ok(s.queue.len());
+            return Ok(s.pending());
         }
         let others = self
             .slots
@@ -418,7 +428,7 @@ impl Mux {
         let was_connected = target.is_connected();
         let change = target.detach();
         let detached = target.state() == SinkState::Detached;
-        let backlog = target.queue.len();
+        let backlog = target.pending();
         if detached {
             self.out.withdraw(sink);
         }
@@ -494,10 +504,12 @@ impl Mux {
     /// that retries makes progress on whatever they take now), and
     /// [`FrontendEvent::Writable`] follows once every one has half its queue
     /// free. Output that [`Mux::write_at`] held is released first. What is
-    /// not accepted is counted in [`MuxStats`].
+    /// not accepted is counted in [`MuxStats`]. The wall clock is not known:
+    /// the lines that start in it are stamped [`UNKNOWN_STAMP`](super::UNKNOWN_STAMP)
+    /// on stamped sinks (see [`Mux::write_at_wall`]).
     pub fn write(&mut self, data: &[u8]) -> Result<usize, WouldBlock> {
         self.release_held();
-        let r = self.write_now(data);
+        let r = self.write_now(data, Wall::UNKNOWN);
         self.count_offer(data.len(), r);
         r
     }
@@ -511,12 +523,39 @@ impl Mux {
     /// and input releases what is held. No byte waits longer than the window,
     /// order is kept on every sink, and `block`/`drop` apply as with
     /// [`Mux::write`]: when a queue has no room for `data`, held output is
-    /// released first. With a window of 0 this is [`Mux::write`].
+    /// released first. With a window of 0 this is [`Mux::write`]. The wall
+    /// clock is not known, as with [`Mux::write`].
     pub fn write_at(&mut self, data: &[u8], now: u64) -> Result<usize, WouldBlock> {
-        if self.coalesce == 0 {
-            return self.write(data);
-        }
-        let r = self.write_held(data, now);
+        self.write_at_wall(data, now, u64::MAX)
+    }
+
+    /// [`Mux::write_at`] with the wall clock: `wall_ns` is the UTC time in
+    /// nanoseconds since the Unix epoch (`u64::MAX`: unknown), the time of
+    /// every line whose first byte is in `data`. A sink with
+    /// [`SinkConfig::timestamp`] gets each line it receives preceded by
+    /// that time, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ ` (QEMU's
+    /// `-msg timestamp=on` format; a line that started in a write without
+    /// a wall clock gets [`UNKNOWN_STAMP`](super::UNKNOWN_STAMP)). A line is
+    /// the bytes up to and including `\n`: the stamp goes before the first
+    /// byte of the output and before each byte that follows a `\n` (so
+    /// with `\r\n` line ends the `\r` ends the line it belongs to and
+    /// the stamp follows the `\n`). A sink that receives part of a line
+    /// only (it opened in the middle of it, or a drop cut its start) gets
+    /// that part preceded by the line's stamp; a line cut in its middle
+    /// keeps its one stamp. Other sinks get the bytes unchanged.
+    pub fn write_at_wall(
+        &mut self,
+        data: &[u8],
+        now: u64,
+        wall_ns: u64,
+    ) -> Result<usize, WouldBlock> {
+        let wall = Wall::from_ns(wall_ns);
+        let r = if self.coalesce == 0 {
+            self.release_held();
+            self.write_now(data, wall)
+        } else {
+            self.write_held(data, now, wall)
+        };
         self.count_offer(data.len(), r);
         r
     }
@@ -532,7 +571,7 @@ impl Mux {
         }
     }
 
-    fn write_held(&mut self, data: &[u8], now: u64) -> Result<usize, WouldBlock> {
+    fn write_held(&mut self, data: &[u8], now: u64, wall: Wall) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
         }
@@ -543,7 +582,7 @@ impl Mux {
         if self.flush_at.is_none() && quiet {
             // Nothing held and quiet for a whole window: out at once.
             self.last_out = Some(now);
-            return self.write_now(data);
+            return self.write_now(data, wall);
         }
         // Held output must fit in every queue, except that of a `drop` sink
         // that is pushing back: it drops its oldest bytes, as it would anyway.
@@ -554,14 +593,14 @@ impl Mux {
         });
         if !fits {
             self.handle_timeout(now);
-            return self.write_now(data);
+            return self.write_now(data, wall);
         }
         // One window after the output that started it (never later than now + window).
         let since = self.last_out.map_or(now, |last| last.min(now));
         if self.flush_at.is_none() {
             self.flush_at = Some(since.saturating_add(self.coalesce));
         }
-        self.fan_out(data, false);
+        self.fan_out(data, false, wall);
         Ok(data.len())
     }
 
@@ -589,7 +628,7 @@ impl Mux {
         }
     }
 
-    fn write_now(&mut self, data: &[u8]) -> Result<usize, WouldBlock> {
+    fn write_now(&mut self, data: &[u8], wall: Wall) -> Result<usize, WouldBlock> {
         if data.is_empty() {
             return Ok(0);
         }
@@ -609,20 +648,19 @@ impl Mux {
             return Err(WouldBlock);
         }
         let data = &data[..data.len().min(room).min(self.capacity)];
-        self.fan_out(data, true);
+        self.fan_out(data, true, wall);
         Ok(data.len())
     }
 
-    /// Queues accepted output for every open sink, offered now (`due`) or held.
-    fn fan_out(&mut self, data: &[u8], due: bool) {
-        if self.history.capacity() > 0 {
-            self.history.push_overwrite(data);
-        }
+    /// Queues accepted output, written at `wall`, for every open sink,
+    /// offered now (`due`) or held, and keeps what the replay needs of it.
+    fn fan_out(&mut self, data: &[u8], due: bool, wall: Wall) {
+        let ctx = self.replay.record(data, wall);
         for i in 0..self.slots.len() {
             let Some(s) = self.slots[i].live_mut().filter(|s| s.receives_output()) else {
                 continue;
             };
-            let (front_discarded, change) = s.enqueue(data, due);
+            let (front_discarded, change) = s.enqueue(data, due, ctx);
             if front_discarded {
                 // The bytes out with the caller, if any, are gone.
                 self.out.withdraw(i);
@@ -643,7 +681,7 @@ impl Mux {
                 .iter()
                 .position(|s| s.live().is_some_and(Sink::is_due))?,
         };
-        let front = self.slots[sink].live()?.front();
+        let front = self.slots[sink].live_mut()?.front(&self.replay.head);
         self.out = Out::Handed {
             sink,
             len: front.bytes().len(),
@@ -676,11 +714,16 @@ impl Mux {
             _ => return Err(TransmitError::NotOffered(sink)),
         };
         self.out = Out::Nothing;
-        let s = self.sink_mut(sink)?;
+        let head = &self.replay.head;
+        let s = self
+            .slots
+            .get_mut(sink)
+            .and_then(Slot::live_mut)
+            .ok_or(NoSuchSink(sink))?;
         match outcome {
             WriteOutcome::Written(0) | WriteOutcome::WouldBlock => s.push_back(),
             WriteOutcome::Written(n) if n <= len => {
-                let change = s.consumed(n, kind);
+                let change = s.consumed(n, kind, head);
                 let finished = s.finish_detaching();
                 self.report_episode(sink, change);
                 if finished {
@@ -736,14 +779,23 @@ impl Mux {
     pub fn lossless_backlog(&self) -> usize {
         self.sinks()
             .filter(|s| s.owes_lossless_output())
-            .map(|s| s.queue.len())
+            .map(Sink::pending)
             .sum()
     }
 
     /// A sink opened, closed or sent a break. A sink being detached only
     /// heeds a close (which finishes detaching it: its queue is discarded).
+    ///
+    /// A sink that opens is replayed what the multiplexer kept of the
+    /// output, each byte once, in order: the head (the first
+    /// `replay_head_capacity` bytes since creation or [`Mux::reset_head`]),
+    /// then, if bytes between the head and the tail were kept in neither,
+    /// one marker line `\r\n[multiplex: N bytes skipped]\r\n`, then the
+    /// tail (the last `replay_capacity` bytes); then live output. Where the
+    /// head and the tail overlap, that part is written once.
     pub fn sink_event(&mut self, sink: usize, event: SinkEvent) -> Result<(), NoSuchSink> {
-        let history = &self.history;
+        let plan = self.replay.plan();
+        let store = &self.replay;
         let s = self
             .slots
             .get_mut(sink)
@@ -758,9 +810,7 @@ impl Mux {
             }
             (SinkEvent::Opened, SinkState::Closed | SinkState::Failed) => {
                 let new_connection = s.open();
-                if !history.is_empty() {
-                    s.queue_replay(history.as_slices());
-                }
+                s.open_replay(plan, store);
                 s.writable();
                 if new_connection {
                     if self.frontend_open && self.input == Some(sink) {
@@ -852,6 +902,47 @@ impl Mux {
     /// A snapshot of the multiplexer's own counters.
     pub fn mux_stats(&self) -> MuxStats {
         self.stats
+    }
+
+    /// The head of the output starts again with the next byte written (QEMU
+    /// calls it on a system reset, so that the head is the new boot's). A
+    /// sink still being replayed the old head loses the rest of it (counted
+    /// as dropped); what follows is then a new fragment, stamped again.
+    pub fn reset_head(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].live_mut().is_some_and(Sink::cut_head_replay) {
+                self.out.withdraw(i);
+            }
+        }
+        self.replay.reset_head();
+        self.wake_frontend_if_ready();
+    }
+
+    /// The length of the blob [`Mux::replay_export`] writes now.
+    pub fn replay_export_len(&self) -> usize {
+        self.replay.export_len()
+    }
+
+    /// Writes the replay state (head, tail, the size of the gap between
+    /// them, their lines' times, how much output was written and where it
+    /// stands in its line) as a self-describing, versioned blob into `out`,
+    /// which must hold [`Mux::replay_export_len`] bytes; returns its length,
+    /// or `None` (and writes nothing) if `out` is shorter.
+    pub fn replay_export(&self, out: &mut [u8]) -> Option<usize> {
+        self.replay.export(out)
+    }
+
+    /// Takes over the replay state of a blob from [`Mux::replay_export`] of
+    /// another multiplexer (the source of a live migration). A sink that
+    /// opens afterwards is replayed exactly what a sink that opened on the
+    /// source would have been, and output continues the source's lines (a
+    /// stamped sink does not stamp the rest of a line the source started).
+    /// Only a multiplexer that has written no output takes it
+    /// ([`ImportError::NotFresh`]), and its head and tail capacities must hold
+    /// the blob's ([`ImportError::TooLarge`]); a malformed blob or one of
+    /// another version is refused. Nothing changes unless it succeeds.
+    pub fn replay_import(&mut self, blob: &[u8]) -> Result<(), ImportError> {
+        self.replay.import(blob)
     }
 
     /// Bytes searched for newlines for `sink` so far (lines mode), for
@@ -971,6 +1062,18 @@ impl Mux {
             self.push_event(FrontendEvent::Writable);
         }
     }
+}
+
+/// A ring for a stamped sink's line times, allocated now; `None` for an
+/// unstamped sink.
+fn stamp_ring(
+    config: &SinkConfig,
+    capacity: usize,
+) -> Result<Option<TimeRing>, std::collections::TryReserveError> {
+    config
+        .timestamp
+        .then(|| TimeRing::with_slots(time_slots(capacity)))
+        .transpose()
 }
 
 /// EINVAL, without depending on libc in the engine (its value on every Linux ABI).

@@ -126,6 +126,22 @@ impl ByteQueue {
         self.buf[index]
     }
 
+    /// The newest byte, if any.
+    pub fn last(&self) -> Option<u8> {
+        self.buf.back().copied()
+    }
+
+    /// Newlines among the bytes at `start..end` (which must be queued);
+    /// counted as searched (see [`ByteQueue::scanned`]).
+    pub fn count_newlines(&mut self, start: usize, end: usize) -> usize {
+        debug_assert!(start <= end && end <= self.buf.len());
+        let (a, b) = self.buf.as_slices();
+        let in_a = &a[start.min(a.len())..end.min(a.len())];
+        let in_b = &b[start.saturating_sub(a.len())..end.saturating_sub(a.len())];
+        self.scanned += (end - start) as u64;
+        super::stamp::count_newlines(in_a) + super::stamp::count_newlines(in_b)
+    }
+
     /// Where the first newline at or after `from` is, if any. Searches
     /// from `from` on (the caller removes what it searched; see
     /// [`ByteQueue::first_newline`] for the search it repeats).

@@ -5,12 +5,19 @@
 //! whose queue is being written has a [`Flow`]); [`Policy`] says what it
 //! does when its queue is full (only a `Drop` sink has a drop unit, a
 //! notice and a drop episode, and only in lines mode does it track where
-//! it stands in a line). [`SinkStats`] holds counters only.
-
-use std::io::Write as _;
+//! it stands in a line); only a stamped sink has [`Stamps`], and only a
+//! sink being replayed the head of the output has a [`HeadPart`].
+//! [`SinkStats`] holds counters only.
+//!
+//! What a sink is written, in order: the rest of a stamp it has started,
+//! the head part of its replay (streamed from the multiplexer's head, with
+//! its lines' stamps), the skip marker, the drop notice, then its queue
+//! (with its lines' stamps). The queue holds the frontend's bytes only.
 
 use super::config::{DropUnit, Overflow, SinkConfig};
 use super::queue::ByteQueue;
+use super::replay::{HeadStore, ReplayPlan, ReplayStore};
+use super::stamp::{count_newlines, LineCtx, Text, TimeRing, Wall};
 use super::stats::{SinkState, SinkStats};
 
 /// How many EINTRs in a row a sink may report before it waits for writability.
@@ -61,35 +68,6 @@ pub enum State {
     Detached,
 }
 
-/// Longest drop notice: `\r\n[multiplex: ` + 20 digits + ` bytes dropped]\r\n`.
-const NOTICE_MAX: usize = 64;
-
-/// The notice line a `Drop` sink gets when it catches up after dropping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoticeText {
-    buf: [u8; NOTICE_MAX],
-    len: usize,
-    /// How much of it the sink has taken.
-    pos: usize,
-}
-
-impl NoticeText {
-    fn new(dropped: u64) -> NoticeText {
-        let mut buf = [0u8; NOTICE_MAX];
-        let unit = if dropped == 1 { "byte" } else { "bytes" };
-        let mut w = &mut buf[..];
-        let room = w.len();
-        // Cannot fail: the longest text fits in NOTICE_MAX.
-        let _ = write!(w, "\r\n[multiplex: {dropped} {unit} dropped]\r\n");
-        let len = room - w.len();
-        NoticeText { buf, len, pos: 0 }
-    }
-
-    fn rest(&self) -> &[u8] {
-        &self.buf[self.pos..self.len]
-    }
-}
-
 /// The drop notice of a `Drop` sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notice {
@@ -98,7 +76,7 @@ pub enum Notice {
     /// Asked for; none to write now.
     Armed,
     /// Being written, before the queue.
-    Writing(NoticeText),
+    Writing(Text),
 }
 
 /// Where the front of a lines-mode sink's queue stands in a line.
@@ -194,6 +172,12 @@ impl Policy {
 /// The next bytes to write to a sink, from [`Sink::front`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Front<'a> {
+    /// A line's stamp (or the rest of it).
+    Stamp(&'a [u8]),
+    /// Bytes of the head part of a replay.
+    Head(&'a [u8]),
+    /// The skip marker of a replay (or the rest of it).
+    Marker(&'a [u8]),
     /// The drop notice (or the rest of it), written before the queue.
     Notice(&'a [u8]),
     /// The front of the queue.
@@ -203,12 +187,19 @@ pub enum Front<'a> {
 impl<'a> Front<'a> {
     pub const fn bytes(self) -> &'a [u8] {
         match self {
-            Front::Notice(b) | Front::Queue(b) => b,
+            Front::Stamp(b)
+            | Front::Head(b)
+            | Front::Marker(b)
+            | Front::Notice(b)
+            | Front::Queue(b) => b,
         }
     }
 
     pub const fn kind(self) -> FrontKind {
         match self {
+            Front::Stamp(_) => FrontKind::Stamp,
+            Front::Head(_) => FrontKind::Head,
+            Front::Marker(_) => FrontKind::Marker,
             Front::Notice(_) => FrontKind::Notice,
             Front::Queue(_) => FrontKind::Queue,
         }
@@ -218,9 +209,136 @@ impl<'a> Front<'a> {
 /// Which of [`Front`] some bytes handed out were.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrontKind {
+    Stamp,
+    Head,
+    Marker,
     Notice,
     Queue,
 }
+
+/// The stamp the line at the front of a stamped sink's queue gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineFront {
+    /// The queue is empty, and the sink has nothing of the line the next
+    /// byte belongs to: that byte gets its line's stamp.
+    Fresh,
+    /// The front byte gets a stamp of this time first.
+    Due(Wall),
+    /// The sink has the stamp of the front byte's line (of this time), or
+    /// (an empty queue) of the line the next byte continues.
+    Given(Wall),
+}
+
+/// A stamped sink's line stamps.
+#[derive(Debug)]
+pub struct Stamps {
+    /// One per newline in the queue with a byte after it: the time of the
+    /// line that byte starts.
+    times: TimeRing,
+    front: LineFront,
+    /// A stamp handed out: it is written whole before anything else.
+    writing: Option<Text>,
+}
+
+impl Stamps {
+    fn new(times: TimeRing) -> Stamps {
+        Stamps {
+            times,
+            front: LineFront::Fresh,
+            writing: None,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.times.clear();
+        self.front = LineFront::Fresh;
+        self.writing = None;
+    }
+
+    /// `data` is about to be appended to a queue whose newest byte is
+    /// `last` (`None`: empty), in the line context `ctx`.
+    fn pushing(&mut self, last: Option<u8>, data: &[u8], ctx: LineCtx) {
+        let Some((_, inner)) = data.split_last() else {
+            return;
+        };
+        match last {
+            None => {
+                self.front = match self.front {
+                    // (The line under way: its time is `ctx.first`.)
+                    LineFront::Given(_) if ctx.continues => LineFront::Given(ctx.first),
+                    _ => LineFront::Due(ctx.first),
+                }
+            }
+            Some(b'\n') => self.times.push(ctx.first),
+            Some(_) => {}
+        }
+        self.times.push_n(ctx.wall, count_newlines(inner));
+    }
+
+    /// Bytes were removed from the front of the queue, `newlines` of them
+    /// newlines; `emptied`: none are left. `own`: a stamp being written is
+    /// the queue's (not a replay head's), and goes if nothing of it was
+    /// written yet.
+    fn front_removed(&mut self, newlines: usize, emptied: bool, own: bool) {
+        if newlines == 0 && !emptied {
+            return;
+        }
+        let untouched = own && self.writing.as_ref().is_some_and(Text::untouched);
+        if untouched {
+            self.writing = None;
+        }
+        if emptied {
+            self.times.clear();
+            self.front = match self.front {
+                LineFront::Given(t) if newlines == 0 && !untouched => LineFront::Given(t),
+                _ => LineFront::Fresh,
+            };
+        } else if let Some(t) = self.times.pop_n(newlines) {
+            self.front = LineFront::Due(t);
+        }
+    }
+}
+
+/// The head part of a replay: bytes `pos..end` of the multiplexer's head
+/// are still to be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadPart {
+    pos: usize,
+    end: usize,
+    /// Newlines of the head written so far (a stamped sink).
+    next_mark: usize,
+    /// A stamp of this time goes before the byte at `pos` (a stamped sink).
+    due: Option<Wall>,
+}
+
+/// The skip marker of a replay, `\r\n[multiplex: N bytes skipped]\r\n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    skipped: u64,
+    text: Text,
+}
+
+impl Marker {
+    fn new(skipped: u64) -> Marker {
+        Marker {
+            skipped,
+            text: Text::skipped(skipped),
+        }
+    }
+}
+
+/// What a replay writes before the queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replay {
+    head: Option<HeadPart>,
+    /// Between the head part and the tail: what was kept in neither (and
+    /// what of the head part a reset cut off).
+    marker: Option<Marker>,
+}
+
+/// A stamped sink hands out at most this much of the head at once (a
+/// search for the line's end goes no further).
+const HEAD_CHUNK: usize = 64 * 1024;
 
 /// What a drop episode did, for the multiplexer's reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,12 +357,18 @@ pub struct Sink {
     pub stats: SinkStats,
     pub state: State,
     pub policy: Policy,
-    /// Bytes of frontend output searched for newlines (lines mode).
+    /// Line stamps: a stamped sink only.
+    stamps: Option<Stamps>,
+    /// What its replay still writes before the queue.
+    replay: Replay,
+    /// Bytes of frontend output searched for newlines (lines mode, stamps).
     data_scanned: u64,
 }
 
 impl Sink {
-    pub fn new(config: &SinkConfig, queue: ByteQueue) -> Self {
+    /// A sink; `times` (a ring for its queue's line times) makes it stamped.
+    pub fn new(config: &SinkConfig, queue: ByteQueue, times: Option<TimeRing>) -> Self {
+        debug_assert_eq!(config.timestamp, times.is_some());
         Sink {
             queue,
             stats: SinkStats::default(),
@@ -254,6 +378,8 @@ impl Sink {
                 State::Closed
             },
             policy: Policy::new(config),
+            stamps: times.map(Stamps::new),
+            replay: Replay::default(),
             data_scanned: 0,
         }
     }
@@ -329,9 +455,21 @@ impl Sink {
         }
     }
 
-    /// Whether anything (queued output or a notice) waits to be written.
+    /// The frontend's bytes waiting for this sink: its queue and the rest
+    /// of the head part of its replay (`queued` in its statistics).
+    #[inline]
+    pub fn pending(&self) -> usize {
+        self.queue.len() + self.replay.head.map_or(0, |h| h.end - h.pos)
+    }
+
+    /// Whether anything (queued output, a replay, a stamp or a notice)
+    /// waits to be written.
+    #[inline]
     fn has_pending(&self) -> bool {
         !self.queue.is_empty()
+            || self.replay.head.is_some()
+            || self.replay.marker.is_some()
+            || self.stamps.as_ref().is_some_and(|s| s.writing.is_some())
             || matches!(
                 self.policy,
                 Policy::Drop {
@@ -341,15 +479,75 @@ impl Sink {
             )
     }
 
-    /// The next bytes to write: the notice first, then the queue's front.
-    pub fn front(&self) -> Front<'_> {
-        match &self.policy {
+    /// The next bytes to write: a stamp started, the head part of a replay,
+    /// the skip marker, the drop notice, then the queue's front (for a
+    /// stamped sink: its line's stamp first, and one line at a time).
+    /// `head` is the multiplexer's head, which the head part is part of.
+    pub fn front<'a>(&'a mut self, store: &'a HeadStore) -> Front<'a> {
+        let notice_writing = matches!(
+            self.policy,
             Policy::Drop {
-                notice: Notice::Writing(n),
+                notice: Notice::Writing(_),
                 ..
-            } => Front::Notice(n.rest()),
-            _ => Front::Queue(self.queue.front()),
+            }
+        );
+        if let Some(st) = &mut self.stamps {
+            if st.writing.is_none() {
+                if let Some(hp) = &mut self.replay.head {
+                    if let Some(t) = hp.due.take() {
+                        st.writing = Some(Text::stamp(t));
+                    }
+                } else if self.replay.marker.is_none() && !notice_writing && !self.queue.is_empty()
+                {
+                    if let LineFront::Due(t) = st.front {
+                        st.writing = Some(Text::stamp(t));
+                        st.front = LineFront::Given(t);
+                        // Its stamp is out: the line is started, and kept whole.
+                        if let Policy::Drop {
+                            unit: Unit::Lines { head, .. },
+                            ..
+                        } = &mut self.policy
+                        {
+                            *head = Head::MidLine;
+                        }
+                    }
+                }
+            }
         }
+        if let Some(t) = self.stamps.as_ref().and_then(|s| s.writing.as_ref()) {
+            return Front::Stamp(t.rest());
+        }
+        if let Some(hp) = &self.replay.head {
+            let rest = &store.bytes()[hp.pos..hp.end];
+            if self.stamps.is_none() {
+                return Front::Head(rest);
+            }
+            let window = &rest[..rest.len().min(HEAD_CHUNK)];
+            return Front::Head(match memchr::memchr(b'\n', window) {
+                Some(p) => &window[..=p],
+                None => window,
+            });
+        }
+        if let Some(m) = &self.replay.marker {
+            return Front::Marker(m.text.rest());
+        }
+        if let Policy::Drop {
+            notice: Notice::Writing(n),
+            ..
+        } = &self.policy
+        {
+            return Front::Notice(n.rest());
+        }
+        if self.stamps.is_some() {
+            // One line at a time: the next one's stamp goes between.
+            let newline = self.queue.first_newline();
+            let f = self.queue.front();
+            return Front::Queue(match newline {
+                Some(p) if p < f.len() => &f[..=p],
+                _ => f,
+            });
+        }
+        Front::Queue(self.queue.front())
     }
 
     /// Whether the caller should watch this sink for writability.
@@ -363,25 +561,25 @@ impl Sink {
     }
 
     /// Queues output for an open sink, to be written now (`due`) or at the
-    /// flush deadline. Returns whether bytes at the front of the queue were
-    /// discarded to make room (a `Drop` sink), and whether a drop episode
-    /// started.
-    pub fn enqueue(&mut self, data: &[u8], due: bool) -> (bool, EpisodeChange) {
+    /// flush deadline; `ctx` says where the output stands in its lines.
+    /// Returns whether bytes at the front of the queue were discarded to
+    /// make room (a `Drop` sink), and whether a drop episode started.
+    pub fn enqueue(&mut self, data: &[u8], due: bool, ctx: LineCtx) -> (bool, EpisodeChange) {
         debug_assert!(self.receives_output());
         self.stats.offered += data.len() as u64;
         let dropped = match self.policy {
             Policy::Block => {
-                self.queue.push(data);
+                self.push(data, ctx);
                 0
             }
             Policy::Drop {
                 unit: Unit::Bytes, ..
-            } => self.queue.push_overwrite(data),
+            } => self.push_overwrite(data, ctx),
             Policy::Drop {
                 unit: Unit::Lines { head, tail },
                 ..
             } => {
-                let (n, tail) = self.enqueue_lines(data, head, tail);
+                let (n, tail) = self.enqueue_lines(data, head, tail, ctx);
                 if let Policy::Drop {
                     unit: Unit::Lines { tail: t, .. },
                     ..
@@ -408,6 +606,65 @@ impl Sink {
         (front_discarded, change)
     }
 
+    /// Appends `data`, which fits, and (a stamped sink) its lines' times.
+    #[inline]
+    fn push(&mut self, data: &[u8], ctx: LineCtx) {
+        if let Some(st) = &mut self.stamps {
+            st.pushing(self.queue.last(), data, ctx);
+            self.data_scanned += data.len() as u64;
+        }
+        self.queue.push(data);
+    }
+
+    /// Removes the `n` oldest queued bytes to make room (a stamped sink:
+    /// and the times of the lines they started).
+    fn drop_front(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        if let Some(st) = &mut self.stamps {
+            let newlines = self.queue.count_newlines(0, n);
+            let own = self.replay.head.is_none();
+            st.front_removed(newlines, n == self.queue.len(), own);
+        }
+        self.queue.consume(n);
+    }
+
+    /// Appends `data`, discarding the oldest bytes (queued first, then the
+    /// start of `data`) so that at most the capacity remains. Returns how
+    /// many were discarded.
+    #[inline]
+    fn push_overwrite(&mut self, data: &[u8], ctx: LineCtx) -> usize {
+        if self.stamps.is_none() {
+            return self.queue.push_overwrite(data);
+        }
+        self.push_overwrite_stamped(data, ctx)
+    }
+
+    /// [`Sink::push_overwrite`] of a stamped sink.
+    fn push_overwrite_stamped(&mut self, data: &[u8], ctx: LineCtx) -> usize {
+        let cap = self.queue.capacity();
+        if data.len() >= cap {
+            let q = self.queue.len();
+            self.drop_front(q);
+            let (gone, kept) = data.split_at(data.len() - cap);
+            self.data_scanned += gone.len() as u64;
+            // The first byte kept starts a fragment of its line: a new
+            // line's if a newline was dropped before it.
+            let ctx = if count_newlines(gone) > 0 {
+                ctx.line_start()
+            } else {
+                ctx
+            };
+            self.push(kept, ctx);
+            return q + gone.len();
+        }
+        let d = data.len().saturating_sub(self.queue.free());
+        self.drop_front(d);
+        self.push(data, ctx);
+        d
+    }
+
     fn note_dropped(&mut self, n: usize) -> EpisodeChange {
         if n == 0 {
             return EpisodeChange::None;
@@ -432,22 +689,32 @@ impl Sink {
     /// Queues `data` on a lines-mode `Drop` sink, discarding whole lines to
     /// make room. Returns how many bytes (queued or of `data`) were
     /// discarded, and what becomes of the output that follows.
-    fn enqueue_lines(&mut self, data: &[u8], head: Head, arriving: Tail) -> (usize, Tail) {
+    fn enqueue_lines(
+        &mut self,
+        data: &[u8],
+        head: Head,
+        arriving: Tail,
+        ctx: LineCtx,
+    ) -> (usize, Tail) {
         let before = self.queue.len() + data.len();
         let mut data = data;
+        let mut ctx = ctx;
         if arriving == Tail::Skipping {
             let found = memchr::memchr(b'\n', data);
             self.data_scanned += found.map_or(data.len(), |p| p + 1) as u64;
             match found {
                 None => return (data.len(), Tail::Skipping),
-                Some(p) => data = &data[p + 1..],
+                Some(p) => {
+                    data = &data[p + 1..];
+                    ctx = ctx.line_start();
+                }
             }
         }
         let tail = if data.len() <= self.queue.free() {
-            self.queue.push(data);
+            self.push(data, ctx);
             Tail::Taking
         } else {
-            self.make_room_by_lines(data, head)
+            self.make_room_by_lines(data, head, ctx)
         };
         (before - self.queue.len(), tail)
     }
@@ -456,7 +723,7 @@ impl Sink {
     /// queue followed by `data` ("the stream"): the oldest lines go first,
     /// except the rest of the line the sink has started to take. Returns
     /// whether the rest of the last line is to be skipped.
-    fn make_room_by_lines(&mut self, data: &[u8], head: Head) -> Tail {
+    fn make_room_by_lines(&mut self, data: &[u8], head: Head, ctx: LineCtx) -> Tail {
         let q = self.queue.len();
         let total = q + data.len();
         let cap = self.queue.capacity();
@@ -486,7 +753,7 @@ impl Sink {
         if keep > cap {
             // One line longer than the queue: fall back to bytes.
             self.data_scanned += data_scanned;
-            self.queue.push_overwrite(data);
+            self.push_overwrite(data, ctx);
             return Tail::Taking;
         }
         let need = total - cap;
@@ -499,26 +766,125 @@ impl Sink {
         };
         self.data_scanned += data_scanned;
         if end <= q {
-            self.queue.remove_range(keep, end);
-            self.queue.push(data);
+            if keep == 0 {
+                self.drop_front(end);
+            } else {
+                if let Some(st) = &mut self.stamps {
+                    // queue[keep - 1] and queue[end - 1] are newlines: the
+                    // lines that go are those after the newlines in keep..end.
+                    let newlines = self.queue.count_newlines(keep, end);
+                    st.times.pop_n(newlines);
+                }
+                self.queue.remove_range(keep, end);
+            }
+            self.push(data, ctx);
         } else if keep <= q {
+            if keep == 0 {
+                self.drop_front(q);
+            } else if let Some(st) = &mut self.stamps {
+                // What is kept is one line: no newline in it has a byte after it.
+                st.times.clear();
+            }
             self.queue.truncate(keep);
-            self.queue.push(&data[end - q..]);
+            // data[..end - q] ends with a newline (or is all of it).
+            self.push(&data[end - q..], ctx.line_start());
         } else {
-            self.queue.push(&data[..keep - q]);
-            self.queue.push(&data[end - q..]);
+            self.push(&data[..keep - q], ctx);
+            self.push(&data[end - q..], ctx.line_start());
         }
         tail
     }
 
-    /// Queues replayed history for a sink that just opened (its queue is empty).
-    pub fn queue_replay(&mut self, history: (&[u8], &[u8])) {
-        let n = history.0.len() + history.1.len();
-        self.queue.push(history.0);
-        self.queue.push(history.1);
-        self.stats.offered += n as u64;
-        self.stats.replayed += n as u64;
+    /// A sink that just opened (its queue empty) is replayed `plan`: the
+    /// head part streamed from `store`'s head, the skip marker, then the
+    /// tail, queued.
+    pub fn open_replay(&mut self, plan: ReplayPlan, store: &ReplayStore) {
+        let (history, head_store) = (&store.history, &store.head);
+        let tail = history.len();
+        if plan.head_len > 0 {
+            self.replay.head = Some(HeadPart {
+                pos: 0,
+                end: plan.head_len,
+                next_mark: 0,
+                due: self.stamps.is_some().then(|| head_store.front()),
+            });
+        }
+        if plan.skipped > 0 {
+            self.replay.marker = Some(Marker::new(plan.skipped));
+        }
+        let (a, b) = history.as_slices();
+        self.queue.push(a);
+        self.queue.push(b);
+        let n = (plan.head_len + tail) as u64;
+        self.stats.offered += n;
+        self.stats.replayed += n;
         self.note_queue_len();
+        // Whether what follows the head part continues its last line.
+        let continues = plan.skipped == 0
+            && plan.head_len > 0
+            && head_store.bytes()[plan.head_len - 1] != b'\n';
+        if let Some(st) = &mut self.stamps {
+            st.front = match (tail > 0, continues) {
+                (true, false) => LineFront::Due(history.front()),
+                (true, true) => LineFront::Given(history.front()),
+                (false, false) => LineFront::Fresh,
+                (false, true) => LineFront::Given(Wall::UNKNOWN),
+            };
+            if tail > 0 {
+                st.times.copy_from(history.times());
+            }
+        }
+        if continues {
+            if let Policy::Drop {
+                unit: Unit::Lines { head, .. },
+                ..
+            } = &mut self.policy
+            {
+                *head = Head::MidLine;
+            }
+        }
+    }
+
+    /// The multiplexer's head was reset: the rest of the head part of this
+    /// sink's replay is gone (counted as dropped), and the skip marker
+    /// that follows counts it as skipped too (a marker comes now if none
+    /// was to); what follows is stamped again. Returns whether it had a
+    /// head part.
+    pub fn cut_head_replay(&mut self) -> bool {
+        let Some(hp) = self.replay.head.take() else {
+            return false;
+        };
+        let rest = (hp.end - hp.pos) as u64;
+        self.stats.dropped += rest;
+        // (Not started yet: it comes after the head part.)
+        let skipped = self.replay.marker.map_or(0, |m| m.skipped);
+        self.replay.marker = Some(Marker::new(skipped + rest));
+        self.note_queue_len();
+        if let Some(st) = &mut self.stamps {
+            if st.writing.as_ref().is_some_and(Text::untouched) {
+                st.writing = None;
+            }
+            if let LineFront::Given(t) = st.front {
+                st.front = if self.queue.is_empty() {
+                    LineFront::Fresh
+                } else {
+                    LineFront::Due(t)
+                };
+            }
+        }
+        if let Policy::Drop {
+            unit: Unit::Lines { head, .. },
+            ..
+        } = &mut self.policy
+        {
+            *head = Head::LineStart;
+        }
+        if !self.has_pending() {
+            if let Some(f) = self.flow_mut() {
+                f.phase = Phase::Idle;
+            }
+        }
+        true
     }
 
     /// Offers the queue to the caller now, unless the sink is pushing back.
@@ -541,17 +907,52 @@ impl Sink {
     }
 
     /// The caller wrote `n` bytes of the front (`n` > 0, at most what it was
-    /// offered; `kind` says which front, as [`Sink::front`] did). Returns
-    /// whether a drop episode ended (the sink caught up).
-    pub fn consumed(&mut self, n: usize, kind: FrontKind) -> EpisodeChange {
+    /// offered; `kind` says which front, as [`Sink::front`] did; `head` is
+    /// the multiplexer's head). Returns whether a drop episode ended (the
+    /// sink caught up).
+    pub fn consumed(&mut self, n: usize, kind: FrontKind, store: &HeadStore) -> EpisodeChange {
         let mut change = EpisodeChange::None;
         match kind {
+            FrontKind::Stamp => {
+                if let Some(st) = &mut self.stamps {
+                    if let Some(t) = &mut st.writing {
+                        self.stats.stamp_bytes += n as u64;
+                        if t.advance(n) {
+                            self.stats.stamps += 1;
+                            st.writing = None;
+                        }
+                    }
+                }
+            }
+            FrontKind::Head => {
+                if let Some(hp) = &mut self.replay.head {
+                    hp.pos += n;
+                    self.stats.delivered += n as u64;
+                    if self.stamps.is_some() && store.bytes()[hp.pos - 1] == b'\n' {
+                        // (A stamped sink is handed out one line at a time.)
+                        hp.due = Some(store.time(hp.next_mark));
+                        hp.next_mark += 1;
+                    }
+                    if hp.pos >= hp.end {
+                        self.replay.head = None;
+                    }
+                    self.stats.queued = self.pending() as u64;
+                }
+            }
+            FrontKind::Marker => {
+                if let Some(m) = &mut self.replay.marker {
+                    self.stats.skip_marker_bytes += n as u64;
+                    if m.text.advance(n) {
+                        self.stats.skip_markers += 1;
+                        self.replay.marker = None;
+                    }
+                }
+            }
             FrontKind::Notice => {
                 if let Policy::Drop { notice, .. } = &mut self.policy {
                     if let Notice::Writing(nt) = notice {
-                        nt.pos += n;
                         self.stats.notice_bytes += n as u64;
-                        if nt.pos >= nt.len {
+                        if nt.advance(n) {
                             // The head stays as it was: the rest of a line
                             // the notice interrupted is still kept whole.
                             *notice = Notice::Armed;
@@ -564,8 +965,15 @@ impl Sink {
                 let ends_line = self.queue.get(n - 1) == b'\n';
                 self.queue.consume(n);
                 self.stats.delivered += n as u64;
-                self.stats.queued = self.queue.len() as u64;
+                self.stats.queued = self.pending() as u64;
                 let empty = self.queue.is_empty();
+                if let (true, Some(st)) = (ends_line, &mut self.stamps) {
+                    // (A stamped sink is handed out one line at a time.)
+                    st.front = match st.times.pop_n(usize::from(!empty)) {
+                        Some(t) => LineFront::Due(t),
+                        None => LineFront::Fresh,
+                    };
+                }
                 if let Policy::Drop {
                     unit,
                     notice,
@@ -582,7 +990,7 @@ impl Sink {
                     if let (true, Some(e)) = (empty, *episode) {
                         // Caught up after dropping: the episode ends, and is told.
                         if *notice == Notice::Armed {
-                            *notice = Notice::Writing(NoticeText::new(e.dropped));
+                            *notice = Notice::Writing(Text::notice(e.dropped));
                         }
                         *episode = None;
                         change = EpisodeChange::Ended(e.dropped);
@@ -656,7 +1064,7 @@ impl Sink {
     /// once, its queue (if any) discarded and counted.
     pub fn detach(&mut self) -> EpisodeChange {
         match (self.state, self.policy) {
-            (State::Open(flow), Policy::Block) if !self.queue.is_empty() => {
+            (State::Open(flow), Policy::Block) if self.pending() > 0 => {
                 self.state = State::Detaching(flow);
                 EpisodeChange::None
             }
@@ -679,11 +1087,16 @@ impl Sink {
     }
 
     /// Discards whatever is queued (counted as dropped) and what is under
-    /// way (a notice, a drop episode, a line started or being skipped).
-    /// Returns the episode that ended.
+    /// way (a replay, a stamp, a notice, a drop episode, a line started or
+    /// being skipped). Returns the episode that ended.
     fn discard_queue(&mut self) -> EpisodeChange {
-        self.stats.dropped += self.queue.clear() as u64;
+        self.stats.dropped += self.pending() as u64;
+        self.queue.clear();
+        self.replay = Replay::default();
         self.stats.queued = 0;
+        if let Some(st) = &mut self.stamps {
+            st.reset();
+        }
         let change = match self.policy {
             Policy::Drop {
                 episode: Some(e), ..
@@ -705,14 +1118,15 @@ impl Sink {
     }
 
     /// Bytes searched for newlines so far, in the queue and in output
-    /// arriving (lines mode): the work whole-line drops cost.
+    /// arriving (lines mode, stamps): the work whole-line drops and line
+    /// stamps cost.
     #[cfg(any(test, feature = "model"))]
     pub fn scanned(&self) -> u64 {
         self.queue.scanned() + self.data_scanned
     }
 
     fn note_queue_len(&mut self) {
-        let len = self.queue.len() as u64;
+        let len = self.pending() as u64;
         self.stats.queued = len;
         self.stats.queue_high_water = self.stats.queue_high_water.max(len);
     }

@@ -23,21 +23,28 @@ pub enum SinkState {
 /// Per-sink counters. Byte counts are totals since the sink was attached
 /// (or the multiplexer created).
 ///
-/// For every sink, `offered == delivered + queued + dropped` at all times.
+/// `offered`, `delivered`, `queued` and `dropped` count the frontend's
+/// bytes only, and `offered == delivered + queued + dropped` at all times.
+/// What the sink was written besides them is counted apart: every byte
+/// written to the sink is one of `delivered`, `stamp_bytes`,
+/// `notice_bytes` or `skip_marker_bytes`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SinkStats {
     /// Bytes handed to the sink while it was open (live output plus replay).
     pub offered: u64,
     /// Bytes the sink accepted.
     pub delivered: u64,
-    /// Bytes waiting in the sink's queue now.
+    /// Bytes waiting for the sink now: in its queue, and the rest of the
+    /// head of the output that its replay still has to write.
     pub queued: u64,
     /// Bytes offered but discarded: overflow of a `Drop` queue, or still queued when
-    /// the sink closed, failed, was detached (a `drop` sink) or released.
+    /// the sink closed, failed, was detached (a `drop` sink) or released,
+    /// or the rest of a head replay cut short by [`Mux::reset_head`](super::Mux::reset_head).
     pub dropped: u64,
-    /// Bytes of history replayed when the sink opened (included in `offered`).
+    /// Bytes of history replayed when the sink opened, head and tail
+    /// (included in `offered`).
     pub replayed: u64,
-    /// Largest queue length seen.
+    /// Largest `queued` seen.
     pub queue_high_water: u64,
     /// Times this sink's full queue turned the frontend away ("would block").
     pub backpressure_events: u64,
@@ -55,6 +62,18 @@ pub struct SinkStats {
     pub notices: u64,
     /// Bytes of drop notices written.
     pub notice_bytes: u64,
+    /// Line stamps written in full (a stamped sink; not counted in
+    /// `offered`/`delivered`).
+    pub stamps: u64,
+    /// Bytes of line stamps written (28 per stamp; a stamp being written
+    /// counts what was written of it).
+    pub stamp_bytes: u64,
+    /// Skip markers of replays written in full (`\r\n[multiplex: N bytes
+    /// skipped]\r\n`, between the head and the tail; not counted in
+    /// `offered`/`delivered`).
+    pub skip_markers: u64,
+    /// Bytes of skip markers written.
+    pub skip_marker_bytes: u64,
 }
 
 /// Counters of the multiplexer as a whole, from [`Mux::stats`](super::Mux::stats).

@@ -8,7 +8,8 @@
 //! A pointer from C is turned into a reference by one macro, at the top of
 //! the function, and never touched again: [`try_ref_from_ptr!`] (`&T`),
 //! [`try_mut_from_ptr!`] (`&mut T`), [`try_opt_mut_from_ptr!`] (an optional
-//! `&mut T`), [`try_slice!`] (`&[T]`) and [`try_config_from_ptr!`] (a
+//! `&mut T`), [`try_slice!`] (`&[T]`), [`try_slice_mut!`] (`&mut [u8]`)
+//! and [`try_config_from_ptr!`] (a
 //! configuration struct whose leading `size` field is checked first). Each
 //! returns `CMX_RESULT_NULL_PARAMETER` from the function when a required
 //! pointer is NULL. They call `unsafe fn`s whose contracts the exported
@@ -239,6 +240,19 @@ macro_rules! try_slice {
     };
 }
 pub(crate) use try_slice;
+
+/// `try_slice_mut!(p, len)`: `len` bytes at `p` as `&mut [u8]` (`p` may be
+/// NULL when `len` is 0), or return `CMX_RESULT_NULL_PARAMETER`. Use inside
+/// `unsafe { }` with a `// SAFETY:` comment: it calls [`slice_mut_from_ptr`].
+macro_rules! try_slice_mut {
+    ($p:expr, $len:expr) => {
+        match $crate::ffi::boundary::slice_mut_from_ptr($p, $len) {
+            Some(s) => s,
+            None => return $crate::ffi::cmx_result::NullParameter,
+        }
+    };
+}
+pub(crate) use try_slice_mut;
 
 /// `try_config_from_ptr!(p)`: a configuration struct, its `size` checked
 /// first, or return the error of [`config_from_ptr`]. Use inside

@@ -21,7 +21,9 @@
 //! - the library never calls out: the caller pushes events in and pulls
 //!   work out (`cmx_mux_poll_transmit()`, `cmx_mux_watch_mask()`,
 //!   `cmx_mux_poll_event()`, `cmx_mux_poll_sink_report()`,
-//!   `cmx_mux_poll_timeout()`), so it can never be re-entered;
+//!   `cmx_mux_poll_timeout()`), so it can never be re-entered; what the
+//!   library writes into a caller's buffer (`cmx_mux_replay_export()`) is
+//!   sized by a first call with a NULL buffer of length 0;
 //! - a multiplexer is used from one thread at a time (it is `Send`, not
 //!   `Sync`).
 
@@ -37,6 +39,7 @@ pub(crate) mod enums;
 pub mod events;
 pub mod fd;
 pub mod mux;
+pub mod replay;
 pub mod result;
 pub mod transmit;
 pub mod write;
@@ -46,6 +49,7 @@ pub use enums::*;
 pub use events::*;
 pub use fd::*;
 pub use mux::*;
+pub use replay::*;
 pub use result::*;
 pub use transmit::*;
 pub use write::*;

@@ -24,8 +24,13 @@ pub const CMX_MAX_SINKS: usize = 8;
 pub const CMX_INPUT_DISCARD_CHUNK: usize = 4096;
 /// The queue capacity to use when the user gave none (64 KiB).
 pub const CMX_DEFAULT_QUEUE_CAPACITY: usize = 65536;
-/// The largest queue (and replay) capacity accepted (64 MiB).
+/// The largest queue (and replay tail and head) capacity accepted (64 MiB).
 pub const CMX_MAX_QUEUE_CAPACITY: usize = 67108864;
+/// Bytes of one line stamp, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ ` (a space last).
+pub const CMX_STAMP_LEN: usize = 28;
+/// The version of the replay blob `cmx_mux_replay_export()` writes and
+/// `cmx_mux_replay_import()` reads.
+pub const CMX_REPLAY_BLOB_VERSION: u32 = 1;
 /// The coalescing window to use when the user gave none (1 ms): below what a
 /// person notices, and at a 16550's 0.2-2 MiB/s some 200-2000 bytes per write.
 pub const CMX_DEFAULT_COALESCE_NS: u64 = 1000000;
@@ -36,12 +41,14 @@ const_assert_eq!(CMX_MAX_COALESCE_NS, MAX_COALESCE_NS);
 const_assert_eq!(CMX_INPUT_DISCARD_CHUNK, crate::engine::DISCARD_CHUNK);
 const_assert_eq!(CMX_DEFAULT_QUEUE_CAPACITY, DEFAULT_QUEUE_CAPACITY);
 const_assert_eq!(CMX_MAX_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY);
+const_assert_eq!(CMX_STAMP_LEN, crate::engine::STAMP_LEN);
+const_assert_eq!(CMX_REPLAY_BLOB_VERSION, crate::engine::BLOB_VERSION);
 // A watch mask has one bit per sink.
 const_assert!(CMX_MAX_SINKS <= 32);
 
 /// One sink's configuration, allocated by the caller. Set `size`; every
 /// other field may be left 0, which is the safe choice: a `drop` sink in
-/// `lines` mode, closed, not the input, no notice.
+/// `lines` mode, closed, not the input, no notice, no stamps.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct cmx_sink_config {
@@ -63,6 +70,13 @@ pub struct cmx_sink_config {
     /// line, `\r\n[multiplex: N bytes dropped]\r\n` (counted in `notices`
     /// and `notice_bytes`, not in `offered`/`delivered`). Refused on `block`.
     pub drop_notice: bool,
+    /// Whether every line the sink receives starts with the UTC time its
+    /// first byte came from the frontend, `YYYY-MM-DDTHH:MM:SS.uuuuuuZ `
+    /// (QEMU's `-msg timestamp=on` format, `CMX_STAMP_LEN` bytes; the wall
+    /// clock comes from `cmx_mux_write_at_wall()`). Counted in `stamps` and
+    /// `stamp_bytes`, not in `offered`/`delivered`. Other sinks get the
+    /// bytes unchanged.
+    pub timestamp: bool,
 }
 
 /// A multiplexer's configuration, allocated by the caller. Borrowed by
@@ -81,13 +95,20 @@ pub struct cmx_mux_config {
     /// Bytes each sink may queue: 1 to `CMX_MAX_QUEUE_CAPACITY`. Also the
     /// most one `cmx_mux_write()` accepts.
     pub queue_capacity: usize,
-    /// Bytes of recent output replayed to a sink when it opens; 0 turns replay
-    /// off; at most `queue_capacity`.
+    /// Bytes of recent output (the replay tail) replayed to a sink when it
+    /// opens; 0 turns it off; at most `queue_capacity`.
     pub replay_capacity: usize,
     /// Coalescing window of `cmx_mux_write_at()`, in the units of its `now`
     /// (nanoseconds by convention): 0 (off) to `CMX_MAX_COALESCE_NS`.
     /// `cmx_mux_write()` never coalesces.
     pub coalesce_ns: u64,
+    /// Bytes of the first output (since creation or `cmx_mux_reset_head()`)
+    /// kept for replay besides the tail: the replay head. 0 turns it off; at
+    /// most `CMX_MAX_QUEUE_CAPACITY` (it may be larger than the queues: it
+    /// is written to a sink from where it is kept). A sink that opens gets
+    /// the head, then `\r\n[multiplex: N bytes skipped]\r\n` if bytes
+    /// between head and tail were kept in neither, then the tail.
+    pub replay_head_capacity: usize,
 }
 
 // SAFETY: both are repr(C) with `size: usize` as their first field (checked
@@ -99,7 +120,9 @@ const_assert_eq!(offset_of!(cmx_sink_config, size), 0);
 const_assert_eq!(offset_of!(cmx_mux_config, size), 0);
 
 /// A sink's statistics; byte counts are totals since the sink was attached
-/// (or the multiplexer created), and `offered == delivered + queued +
+/// (or the multiplexer created). `offered`, `delivered`, `queued` and
+/// `dropped` count the frontend's bytes only (stamps, notices and skip
+/// markers are counted apart), and `offered == delivered + queued +
 /// dropped` always holds.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,14 +135,16 @@ pub struct cmx_sink_stats {
     pub offered: u64,
     /// Bytes the sink accepted.
     pub delivered: u64,
-    /// Bytes waiting in its queue now.
+    /// Bytes waiting for it now: its queue, and the rest of the replay head
+    /// it is being written.
     pub queued: u64,
     /// Bytes discarded: overflow of a `drop` queue, or queued when it closed,
-    /// failed, was detached (a `drop` sink) or released.
+    /// failed, was detached (a `drop` sink) or released, or the rest of a
+    /// replay head cut short by `cmx_mux_reset_head()`.
     pub dropped: u64,
-    /// Bytes of history replayed to it (part of `offered`).
+    /// Bytes of history (head and tail) replayed to it (part of `offered`).
     pub replayed: u64,
-    /// Largest queue length seen.
+    /// Largest `queued` seen.
     pub queue_high_water: u64,
     /// Times its full queue turned the frontend away.
     pub backpressure_events: u64,
@@ -137,6 +162,16 @@ pub struct cmx_sink_stats {
     pub notices: u64,
     /// Bytes of drop notices written (not part of `offered`/`delivered`).
     pub notice_bytes: u64,
+    /// Line stamps written in full (a `timestamp` sink).
+    pub stamps: u64,
+    /// Bytes of line stamps written (not part of `offered`/`delivered`).
+    pub stamp_bytes: u64,
+    /// Replay skip markers written in full.
+    pub skip_markers: u64,
+    /// Bytes of skip markers written (not part of `offered`/`delivered`).
+    /// Every byte written to the sink is counted in one of `delivered`,
+    /// `stamp_bytes`, `notice_bytes` and `skip_marker_bytes`.
+    pub skip_marker_bytes: u64,
 }
 
 /// The multiplexer's own counters, from `cmx_mux_stats()`: totals since it
@@ -179,8 +214,8 @@ assert_not_impl_any!(cmx_mux: Sync);
 mod sizes {
     use super::*;
     const_assert_eq!(size_of::<cmx_sink_config>(), 24);
-    const_assert_eq!(size_of::<cmx_mux_config>(), 48);
-    const_assert_eq!(size_of::<cmx_sink_stats>(), 120);
+    const_assert_eq!(size_of::<cmx_mux_config>(), 56);
+    const_assert_eq!(size_of::<cmx_sink_stats>(), 152);
     const_assert_eq!(size_of::<cmx_mux_counters>(), 40);
     const_assert_eq!(size_of::<super::super::transmit::cmx_transmit>(), 24);
     const_assert_eq!(size_of::<super::super::events::cmx_sink_report>(), 40);
@@ -251,6 +286,7 @@ unsafe fn config_from_c(config: &cmx_mux_config) -> Result<Config, cmx_result> {
         input,
         queue_capacity: config.queue_capacity,
         replay_capacity: config.replay_capacity,
+        replay_head_capacity: config.replay_head_capacity,
         coalesce_ns: config.coalesce_ns,
     })
 }
@@ -275,6 +311,7 @@ pub(crate) fn sink_from_c(s: &cmx_sink_config) -> Result<SinkConfig, cmx_result>
         open: s.open,
         drop_unit,
         drop_notice: s.drop_notice,
+        timestamp: s.timestamp,
     };
     config.validate(0).map_err(config_error)?;
     Ok(config)
@@ -290,6 +327,7 @@ pub(crate) fn config_error(e: ConfigError) -> cmx_result {
         ConfigError::QueueCapacityTooLarge(_) => cmx_result::ConfigQueueTooLarge,
         ConfigError::ReplayTooLarge { .. } => cmx_result::ConfigReplayTooLarge,
         ConfigError::CoalesceTooLong(_) => cmx_result::ConfigCoalesceTooLong,
+        ConfigError::ReplayHeadTooLarge(_) => cmx_result::ConfigReplayHeadTooLarge,
         ConfigError::NoticeOnBlockSink(_) => cmx_result::ConfigNoticeOnBlockSink,
         ConfigError::OutOfMemory(_) => cmx_result::OutOfMemory,
     }
@@ -456,6 +494,10 @@ pub(crate) fn stats_to_c(st: &SinkStats, state: SinkState, overflow: Overflow) -
         drop_episodes: st.drop_episodes,
         notices: st.notices,
         notice_bytes: st.notice_bytes,
+        stamps: st.stamps,
+        stamp_bytes: st.stamp_bytes,
+        skip_markers: st.skip_markers,
+        skip_marker_bytes: st.skip_marker_bytes,
     }
 }
 

@@ -39,6 +39,23 @@ pub enum cmx_result {
     /// `cmx_mux_detach()`/`cmx_mux_release()`: it is the last sink that
     /// receives output, and a multiplexer keeps one.
     LastSink = 10,
+    /// `cmx_mux_replay_export()`: the buffer is shorter than the blob (ask
+    /// for its size with a NULL buffer of length 0).
+    BufferTooSmall = 11,
+    /// `cmx_mux_replay_import()`: not a replay blob, or an inconsistent one
+    /// (cut short, trailing bytes, counts that do not match its bytes, a
+    /// head and tail that disagree).
+    ReplayBlobMalformed = 12,
+    /// `cmx_mux_replay_import()`: a replay blob of a version this library
+    /// does not read (it reads `CMX_REPLAY_BLOB_VERSION`).
+    ReplayBlobVersion = 13,
+    /// `cmx_mux_replay_import()`: the blob holds more than this
+    /// multiplexer keeps (a longer head or tail, or more line times, than
+    /// its configuration has room for).
+    ReplayBlobTooLarge = 14,
+    /// `cmx_mux_replay_import()`: this multiplexer has written output
+    /// already; import into a new one.
+    ReplayNotFresh = 15,
     /// The configuration has no sinks.
     ConfigNoSinks = 100,
     /// The configuration has more than `CMX_MAX_SINKS` sinks.
@@ -65,6 +82,8 @@ pub enum cmx_result {
     /// library: the header the caller was compiled with is another version
     /// than the library it runs with, or `size` was not set.
     ConfigSizeMismatch = 112,
+    /// The replay head capacity is larger than `CMX_MAX_QUEUE_CAPACITY`.
+    ConfigReplayHeadTooLarge = 113,
 }
 c_enum!(cmx_result {
     Ok,
@@ -77,6 +96,11 @@ c_enum!(cmx_result {
     OutOfMemory,
     SinkLimit,
     LastSink,
+    BufferTooSmall,
+    ReplayBlobMalformed,
+    ReplayBlobVersion,
+    ReplayBlobTooLarge,
+    ReplayNotFresh,
     ConfigNoSinks,
     ConfigTooManySinks,
     ConfigMultipleInputs,
@@ -88,6 +112,7 @@ c_enum!(cmx_result {
     ConfigUnknownDropUnit,
     ConfigNoticeOnBlockSink,
     ConfigSizeMismatch,
+    ConfigReplayHeadTooLarge,
 });
 
 impl cmx_result {
@@ -106,6 +131,17 @@ impl cmx_result {
             cmx_result::OutOfMemory => c"out of memory: the queues could not be allocated",
             cmx_result::SinkLimit => c"all 8 sinks are in use",
             cmx_result::LastSink => c"the last sink cannot be detached",
+            cmx_result::BufferTooSmall => c"the buffer is too small",
+            cmx_result::ReplayBlobMalformed => c"not a well-formed replay blob",
+            cmx_result::ReplayBlobVersion => {
+                c"replay blob of another version than this library reads"
+            }
+            cmx_result::ReplayBlobTooLarge => {
+                c"the replay blob holds more than this multiplexer keeps"
+            }
+            cmx_result::ReplayNotFresh => {
+                c"output was written already: import into a new multiplexer"
+            }
             cmx_result::ConfigNoSinks => c"a multiplexer needs at least one sink",
             cmx_result::ConfigTooManySinks => c"too many sinks (at most 8)",
             cmx_result::ConfigMultipleInputs => c"more than one sink is the input source",
@@ -124,6 +160,9 @@ impl cmx_result {
             cmx_result::ConfigNoticeOnBlockSink => c"a drop notice needs overflow drop",
             cmx_result::ConfigSizeMismatch => {
                 c"configuration size mismatch: the header and the library differ, or size is unset"
+            }
+            cmx_result::ConfigReplayHeadTooLarge => {
+                c"replay head capacity is larger than the maximum (64 MiB)"
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Frontend output: `cmx_mux_write()`, `cmx_mux_write_at()`, the room left,
+//! Frontend output: `cmx_mux_write()`, `cmx_mux_write_at()`,
+//! `cmx_mux_write_at_wall()` (with the wall clock, for line stamps), the room left,
 //! and the coalescing timer (`cmx_mux_poll_timeout()`, `cmx_mux_handle_timeout()`).
 //!
 //! A frontend that writes one byte per call (a 16550 UART) costs every sink a
@@ -62,6 +63,7 @@ pub unsafe extern "C" fn cmx_mux_write(
 /// `cmx_mux_poll_timeout()` names the time at which the caller must call
 /// `cmx_mux_handle_timeout()`. A write that would not fit in a queue
 /// releases what is held first. With `coalesce_ns` 0 this is `cmx_mux_write()`.
+/// The wall clock is not known: see `cmx_mux_write_at_wall()`.
 ///
 /// # Safety
 /// `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
@@ -85,6 +87,54 @@ pub unsafe extern "C" fn cmx_mux_write_at(
             )
         };
         with_mux(m, |e| match e.write_at(data, now) {
+            Ok(n) => {
+                *accepted = n;
+                cmx_result::Ok
+            }
+            Err(_) => cmx_result::WouldBlock,
+        })
+    }
+}
+
+/// `cmx_mux_write_at()` with the wall clock, for line stamps: `wall_ns` is
+/// the UTC time in nanoseconds since the Unix epoch (`CLOCK_REALTIME`;
+/// `UINT64_MAX` means unknown), taken with `now`. It is the time of every
+/// line whose first byte is in `data`: a sink with `timestamp` set gets
+/// each line it receives preceded by it, as `YYYY-MM-DDTHH:MM:SS.uuuuuuZ `
+/// (QEMU's `-msg timestamp=on` format, UTC, microseconds). A line is the
+/// bytes up to and including `\n`: the stamp goes before the first byte of
+/// the output and before each byte that follows a `\n`; with `\r\n`
+/// line ends the `\r` ends its line and the stamp follows the `\n`. A sink
+/// that receives part of a line only (it opened in the middle of it, or a
+/// drop cut its start) gets that part preceded by the line's stamp; a line
+/// cut in its middle keeps its one stamp. `cmx_mux_write()` and
+/// `cmx_mux_write_at()` do not know the wall clock: the lines that start in
+/// them are stamped `????-??-??T??:??:??.??????Z `. Otherwise as
+/// `cmx_mux_write_at()`.
+///
+/// # Safety
+/// `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
+/// `len` 0); `accepted` is NULL or writable.
+#[must_use]
+#[no_mangle]
+pub unsafe extern "C" fn cmx_mux_write_at_wall(
+    mux: *mut cmx_mux,
+    data: *const u8,
+    len: usize,
+    now: u64,
+    wall_ns: u64,
+    accepted: *mut usize,
+) -> cmx_result {
+    ffi_panic_boundary! {
+        // SAFETY: as for cmx_mux_write(), per this function's contract.
+        let (m, data, accepted) = unsafe {
+            (
+                try_mut_from_ptr!(mux),
+                try_slice!(data, len),
+                try_mut_from_ptr!(accepted),
+            )
+        };
+        with_mux(m, |e| match e.write_at_wall(data, now, wall_ns) {
             Ok(n) => {
                 *accepted = n;
                 cmx_result::Ok

@@ -769,10 +769,184 @@ static void test_defaults_and_sink_reports(void)
     report(ok, "defaults are drop/lines; sinks report drops and detaching; refusals counted");
 }
 
+/*
+ * Line stamps (cmx_sink_config.timestamp): the wall clock comes with each
+ * write (cmx_mux_write_at_wall()); every line the stamped sink gets starts
+ * with the time its first byte was written, in QEMU's -msg timestamp=on
+ * format, and the stamp follows the "\n" of a "\r\n". The plain sink gets
+ * the bytes as they are; the counters keep the frontend's bytes and the
+ * stamps apart.
+ */
+static void test_timestamps(void)
+{
+    bool ok = true;
+    int stamped_pipe[2], plain_pipe[2];
+    char got[512], plain[512];
+    size_t got_len = 0, plain_len = 0, n = 0;
+    cmx_sink_config sinks[2] = {
+        { .size = sizeof(cmx_sink_config), .overflow = CMX_OVERFLOW_BLOCK, .open = true,
+          .timestamp = true },
+        { .size = sizeof(cmx_sink_config), .overflow = CMX_OVERFLOW_BLOCK, .open = true },
+    };
+    cmx_mux_config cfg = {
+        .size = sizeof(cmx_mux_config), .sinks = sinks, .n_sinks = 2, .queue_capacity = 4096,
+    };
+    Harness h = { 0 };
+    cmx_sink_stats st;
+    /* 2026-12-06T18:11:04.783070999Z, and a second later. */
+    const uint64_t t0 = 1796580664783070999ULL, t1 = t0 + 1000000000ULL;
+    const char *first = "boot\r\nlogin", *second = ": root\r\n$ ";
+    const char *want = "2026-12-06T18:11:04.783070Z boot\r\n"
+                       "2026-12-06T18:11:04.783070Z login: root\r\n"
+                       "2026-12-06T18:11:05.783070Z $ ";
+
+    if (!sink_pipes(&h, stamped_pipe, plain_pipe)) {
+        report(false, "timestamps: pipes");
+        return;
+    }
+    CHECK_OK(cmx_mux_new(&cfg, &h.mux));
+    CHECK_OK(drain(&h));
+    CHECK_OK(cmx_mux_write_at_wall(h.mux, (const uint8_t *)first, strlen(first), 0, t0, &n));
+    CHECK(n == strlen(first), "accepted %zu", n);
+    CHECK_OK(drain(&h));
+    CHECK_OK(cmx_mux_write_at_wall(h.mux, (const uint8_t *)second, strlen(second), 0, t1, &n));
+    CHECK_OK(drain(&h));
+    read_available(stamped_pipe[0], got, sizeof(got), &got_len);
+    read_available(plain_pipe[0], plain, sizeof(plain), &plain_len);
+    CHECK(got_len == strlen(want) && memcmp(got, want, got_len) == 0, "stamped: %.*s",
+          (int)got_len, got);
+    CHECK(plain_len == 21 && memcmp(plain, "boot\r\nlogin: root\r\n$ ", 21) == 0,
+          "plain: %.*s", (int)plain_len, plain);
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 0, &st));
+    CHECK(st.offered == 21 && st.delivered == 21 && st.stamps == 3 &&
+          st.stamp_bytes == 3 * CMX_STAMP_LEN &&
+          st.delivered + st.stamp_bytes + st.notice_bytes + st.skip_marker_bytes == got_len,
+          "stamped sink counters");
+    CHECK_OK(cmx_mux_sink_stats(h.mux, 1, &st));
+    CHECK(st.delivered == 21 && st.stamps == 0 && st.stamp_bytes == 0, "plain sink counters");
+    cmx_mux_free(h.mux);
+    for (int i = 0; i < 2; i++) {
+        close(stamped_pipe[i]);
+        close(plain_pipe[i]);
+    }
+    report(ok, "a stamped sink gets each line after the time of its first byte");
+}
+
+/*
+ * The replay head (replay_head_capacity, larger than the queues here) and
+ * the tail, across a live migration: the source exports its replay state
+ * (size first, then the blob), a new multiplexer imports it, and a viewer
+ * that connects there gets the first output, one skip marker, the last
+ * output. A reset (cmx_mux_reset_head()) starts the head again. Blobs that
+ * are not the library's, or of another version, are refused.
+ */
+static void test_replay_head_and_migration(void)
+{
+    enum { TOTAL = 9 * 1000, HEAD = 900, TAIL = 450, QUEUE = 512 };
+    bool ok = true;
+    int log_pipe[2], view_pipe[2];
+    char *stream = malloc(TOTAL + 16), *view = malloc(TOTAL);
+    char want[2048], log[4096];
+    size_t view_len = 0, log_len = 0, needed = 0, again = 0, n = 0, viewer = 0, want_len;
+    uint8_t *blob = NULL;
+    cmx_sink_config sinks[1] = {
+        { .size = sizeof(cmx_sink_config), .overflow = CMX_OVERFLOW_BLOCK, .open = true },
+    };
+    cmx_sink_config view_cfg = { .size = sizeof(cmx_sink_config), .open = true };
+    cmx_mux_config cfg = {
+        .size = sizeof(cmx_mux_config), .sinks = sinks, .n_sinks = 1, .queue_capacity = QUEUE,
+        .replay_capacity = TAIL, .replay_head_capacity = HEAD,
+    };
+    Harness src = { 0 }, dst = { 0 };
+    cmx_mux *other = NULL;
+
+    for (size_t i = 0; i < TOTAL; i += 9) {
+        snprintf(stream + i, 10, "%08zx", i / 9);
+        stream[i + 8] = '\n';
+    }
+    if (!sink_pipes(&src, log_pipe, view_pipe)) {
+        report(false, "replay head and migration: pipes");
+        return;
+    }
+    CHECK_OK(cmx_mux_new(&cfg, &src.mux));
+    CHECK_OK(drain(&src));
+    for (size_t off = 0; off < TOTAL && ok; off += n) {
+        CHECK_OK(cmx_mux_write(src.mux, (const uint8_t *)stream + off,
+                               TOTAL - off < 100 ? TOTAL - off : 100, &n));
+        CHECK_OK(drain(&src));
+        log_len = 0;
+        read_available(log_pipe[0], log, sizeof(log), &log_len);
+    }
+
+    /* Export: the size, a buffer one byte short (refused), the blob. */
+    CHECK_OK(cmx_mux_replay_export(src.mux, NULL, 0, &needed));
+    blob = malloc(needed);
+    again = 7;
+    CHECK(cmx_mux_replay_export(src.mux, blob, needed - 1, &again) ==
+          CMX_RESULT_BUFFER_TOO_SMALL && again == 7, "a short buffer is refused");
+    CHECK_OK(cmx_mux_replay_export(src.mux, blob, needed, &again));
+    CHECK(again == needed, "exported %zu of %zu", again, needed);
+
+    /* The destination: its log closed, nothing written yet. */
+    sinks[0].open = false;
+    CHECK_OK(cmx_mux_new(&cfg, &dst.mux));
+    CHECK(cmx_mux_replay_import(dst.mux, blob, needed - 1) == CMX_RESULT_REPLAY_BLOB_MALFORMED,
+          "a cut blob is refused");
+    blob[8] = 2;
+    CHECK(cmx_mux_replay_import(dst.mux, blob, needed) == CMX_RESULT_REPLAY_BLOB_VERSION,
+          "another version is refused");
+    blob[8] = CMX_REPLAY_BLOB_VERSION;
+    CHECK_OK(cmx_mux_replay_import(dst.mux, blob, needed));
+    CHECK(cmx_mux_replay_import(dst.mux, blob, needed) == CMX_RESULT_REPLAY_NOT_FRESH,
+          "imported twice");
+    cfg.replay_capacity = TAIL - 1;
+    CHECK_OK(cmx_mux_new(&cfg, &other));
+    CHECK(cmx_mux_replay_import(other, blob, needed) == CMX_RESULT_REPLAY_BLOB_TOO_LARGE,
+          "a smaller tail cannot take it");
+    cmx_mux_free(other);
+
+    /* A viewer connects to the destination. */
+    CHECK_OK(cmx_mux_attach(dst.mux, &view_cfg, &viewer));
+    dst.sink_fd[viewer] = view_pipe[1];
+    CHECK_OK(drain(&dst));
+    read_available(view_pipe[0], view, TOTAL, &view_len);
+    memcpy(want, stream, HEAD);
+    want_len = HEAD;
+    want_len += (size_t)snprintf(want + want_len, 64, "\r\n[multiplex: %d bytes skipped]\r\n",
+                                 TOTAL - HEAD - TAIL);
+    memcpy(want + want_len, stream + TOTAL - TAIL, TAIL);
+    want_len += TAIL;
+    CHECK(view_len == want_len && memcmp(view, want, want_len) == 0,
+          "the viewer got %zu bytes of %zu", view_len, want_len);
+
+    /* The guest resets: the head starts again, and the tail holds it. */
+    CHECK_OK(cmx_mux_reset_head(dst.mux));
+    CHECK_OK(cmx_mux_release(dst.mux, viewer, NULL));
+    CHECK_OK(cmx_mux_write(dst.mux, (const uint8_t *)"new\n", 4, &n));
+    CHECK_OK(cmx_mux_attach(dst.mux, &view_cfg, &viewer));
+    dst.sink_fd[viewer] = view_pipe[1];
+    CHECK_OK(drain(&dst));
+    view_len = 0;
+    read_available(view_pipe[0], view, TOTAL, &view_len);
+    CHECK(view_len == TAIL && memcmp(view, stream + TOTAL - TAIL + 4, TAIL - 4) == 0 &&
+          memcmp(view + TAIL - 4, "new\n", 4) == 0, "after the reset: %zu bytes", view_len);
+
+    cmx_mux_free(src.mux);
+    cmx_mux_free(dst.mux);
+    for (int i = 0; i < 2; i++) {
+        close(log_pipe[i]);
+        close(view_pipe[i]);
+    }
+    free(blob);
+    free(stream);
+    free(view);
+    report(ok, "the replay head, marker and tail survive a migration; a reset restarts the head");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    printf("1..6\n");
+    printf("1..8\n");
     printf("# chardev-multiplex %s\n", cmx_version());
     fflush(stdout); /* the fork below must not print this twice */
     test_bad_configurations_and_arguments();
@@ -780,6 +954,8 @@ int main(void)
     test_fd_helper_on_pipe_and_file();
     test_coalesced_one_byte_writes();
     test_defaults_and_sink_reports();
+    test_timestamps();
+    test_replay_head_and_migration();
     fflush(stdout);
     test_write_all_over_a_late_reader();
     return tests_failed ? 1 : 0;

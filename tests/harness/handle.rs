@@ -8,6 +8,7 @@ pub struct Cfg {
     pub sinks: Vec<cmx_sink_config>,
     pub queue_capacity: usize,
     pub replay_capacity: usize,
+    pub replay_head_capacity: usize,
     pub coalesce_ns: u64,
 }
 
@@ -17,6 +18,7 @@ impl Cfg {
             sinks: sinks.to_vec(),
             queue_capacity: CMX_DEFAULT_QUEUE_CAPACITY,
             replay_capacity: 0,
+            replay_head_capacity: 0,
             coalesce_ns: 0,
         }
     }
@@ -28,6 +30,11 @@ impl Cfg {
 
     pub fn replay(mut self, n: usize) -> Cfg {
         self.replay_capacity = n;
+        self
+    }
+
+    pub fn head(mut self, n: usize) -> Cfg {
+        self.replay_head_capacity = n;
         self
     }
 
@@ -49,6 +56,7 @@ impl Cfg {
             queue_capacity: self.queue_capacity,
             replay_capacity: self.replay_capacity,
             coalesce_ns: self.coalesce_ns,
+            replay_head_capacity: self.replay_head_capacity,
         }
     }
 }
@@ -199,6 +207,48 @@ impl Mux {
         let r = unsafe { cmx_mux_write(self.raw, data.as_ptr(), data.len(), &mut acc) };
         self.settle();
         (r, acc)
+    }
+
+    pub fn write_at_wall(&mut self, data: &[u8], now: u64, wall_ns: u64) -> (cmx_result, usize) {
+        let mut acc = usize::MAX;
+        // SAFETY: live mux, valid buffers.
+        let r = unsafe {
+            cmx_mux_write_at_wall(self.raw, data.as_ptr(), data.len(), now, wall_ns, &mut acc)
+        };
+        self.settle();
+        (r, acc)
+    }
+
+    /// `cmx_mux_reset_head()`.
+    #[track_caller]
+    pub fn reset_head(&mut self) {
+        // SAFETY: live mux.
+        let r = unsafe { cmx_mux_reset_head(self.raw) };
+        self.ok_then_settle("reset_head", r);
+    }
+
+    /// `cmx_mux_replay_export()`, size query then blob.
+    pub fn replay_export(&self) -> Vec<u8> {
+        let mut needed = usize::MAX;
+        // SAFETY: live mux; NULL with length 0 asks for the size.
+        let sized =
+            unsafe { cmx_mux_replay_export(self.raw, std::ptr::null_mut(), 0, &mut needed) };
+        assert_eq!(sized, cmx_result::Ok, "replay_export size");
+        let mut blob = vec![0u8; needed];
+        let mut again = usize::MAX;
+        // SAFETY: live mux; `blob` is writable for its length.
+        let r =
+            unsafe { cmx_mux_replay_export(self.raw, blob.as_mut_ptr(), blob.len(), &mut again) };
+        assert_eq!((r, again), (cmx_result::Ok, needed), "replay_export");
+        blob
+    }
+
+    /// `cmx_mux_replay_import()`.
+    pub fn replay_import(&mut self, blob: &[u8]) -> cmx_result {
+        // SAFETY: live mux; `blob` is readable for its length.
+        let r = unsafe { cmx_mux_replay_import(self.raw, blob.as_ptr(), blob.len()) };
+        self.settle();
+        r
     }
 
     pub fn write_at(&mut self, data: &[u8], now: u64) -> (cmx_result, usize) {

@@ -37,6 +37,12 @@ enum Slot {
     Peer(usize),
 }
 
+/// Every byte written to a sink: the frontend's, stamps, drop notices and
+/// skip markers.
+pub fn written_to(st: &cmx_sink_stats) -> u64 {
+    st.delivered + st.stamp_bytes + st.notice_bytes + st.skip_marker_bytes
+}
+
 /// Every test gives up after this long instead of hanging: 10 s, or
 /// `CMX_TEST_DEADLINE_SECS` (slow runs such as valgrind's set it higher).
 pub fn deadline() -> Duration {
@@ -133,10 +139,7 @@ impl Rig {
             received: Vec::new(),
             paused: false,
             eof: false,
-            base_delivered: self
-                .mux
-                .try_stats(i)
-                .map_or(0, |st| st.delivered + st.notice_bytes),
+            base_delivered: self.mux.try_stats(i).map_or(0, |st| written_to(&st)),
         });
     }
 
@@ -315,10 +318,9 @@ impl Rig {
                     (Some(st), Some(p))
                         if !p.paused && [OPEN, DETACHING, DETACHED].contains(&st.state) =>
                     {
-                        // Drop notices count as received too.
+                        // Stamps, notices and markers count as received too.
                         st.queued == 0
-                            && p.received.len() as u64
-                                == st.delivered + st.notice_bytes - p.base_delivered
+                            && p.received.len() as u64 == written_to(&st) - p.base_delivered
                     }
                     _ => true,
                 }

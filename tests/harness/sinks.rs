@@ -29,6 +29,7 @@ pub fn sink_defaults() -> cmx_sink_config {
         open: false,
         input: false,
         drop_notice: false,
+        timestamp: false,
     }
 }
 

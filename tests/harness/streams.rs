@@ -116,3 +116,68 @@ impl Chunks {
         }
     }
 }
+
+/// The stamp a `timestamp` sink puts before a line that started at
+/// `wall_ns` (ns since the Unix epoch, `u64::MAX` unknown), worked out with
+/// a calendar walked day by day (not the library's arithmetic).
+pub fn stamp_of(wall_ns: u64) -> Vec<u8> {
+    if wall_ns == u64::MAX {
+        return b"????-??-??T??:??:??.??????Z ".to_vec();
+    }
+    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let secs = wall_ns / 1_000_000_000;
+    let (mut days, mut year) = (secs / 86_400, 1970u64);
+    while days >= 365 + u64::from(leap(year)) {
+        days -= 365 + u64::from(leap(year));
+        year += 1;
+    }
+    let months = [
+        31,
+        28 + u64::from(leap(year)),
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut month = 0;
+    while days >= months[month] {
+        days -= months[month];
+        month += 1;
+    }
+    let sod = secs % 86_400;
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z ",
+        month + 1,
+        days + 1,
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+        wall_ns % 1_000_000_000 / 1000
+    )
+    .into_bytes()
+}
+
+/// `data` as a `timestamp` sink gets it, when its byte `k` came in a write
+/// made at `wall(k)`: each line preceded by the stamp of its first byte.
+pub fn stamped(data: &[u8], wall: impl Fn(usize) -> u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 4);
+    for (k, &b) in data.iter().enumerate() {
+        if k == 0 || data[k - 1] == b'\n' {
+            out.extend(stamp_of(wall(k)));
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The replay skip marker for `n` bytes.
+pub fn skip_marker(n: u64) -> Vec<u8> {
+    let unit = if n == 1 { "byte" } else { "bytes" };
+    format!("\r\n[multiplex: {n} {unit} skipped]\r\n").into_bytes()
+}

@@ -32,16 +32,41 @@
 //! the sink catches up. The sink reports ([`SinkReport`]) say every failure
 //! once, every finished detach once, and drop episodes as they start and
 //! stop, none lost.
+//!
+//! Line stamps and the replay head: the model keeps the start time of the
+//! line every byte belongs to (writes carry a wall clock, or none:
+//! [`Op::WriteNow`]) and what the head and the tail hold. What each sink
+//! received is parsed into the frontend's bytes, stamps, notices and skip
+//! markers ([`super::render`]); every byte written is counted in exactly
+//! one of `delivered`, `stamp_bytes`, `notice_bytes` and
+//! `skip_marker_bytes`, and the complete stamps, notices and markers in
+//! `stamps`, `notices` and `skip_markers`. A `Block` sink receives exactly
+//! the model's rendering of its connection: the replay (head part, marker
+//! with the count of what was kept in neither, tail, each byte once), then
+//! live output, with a stamp of the right time before the first byte, each
+//! byte after a newline and the first byte after a marker or a cut (a
+//! stamped sink), none elsewhere, and unstamped sinks get no stamp at all.
+//! A stamped `Drop` sink has a stamp before every fragment of a line it
+//! receives; in lines mode each line's stamp is the time of that line. A
+//! head reset ([`Op::ResetHead`]) cuts the head replay of sinks still
+//! being written it (counted as dropped) and starts a new head.
+//! [`Op::Migrate`] exports the replay state, imports it into a new
+//! multiplexer (exporting that gives the same blob) and checks that sinks
+//! opening there are replayed what one opening here would be, and that
+//! output there continues the lines here.
 
+use super::render::{agree, guest, len_of, parse, Token};
 use super::script::{driven, stream, Behaviour, ScriptIo, MAX_LINE};
 use crate::engine::*;
 
 /// One step of a scripted run.
 #[derive(Clone, Debug)]
 pub enum Op {
-    /// The frontend writes this many bytes ([`Mux::write_at`] at the clock).
+    /// The frontend writes this many bytes ([`Mux::write_at_wall`] at the
+    /// clock, with a wall clock that moves on with every write).
     Write(usize),
-    /// The frontend writes through [`Mux::write`], which never coalesces.
+    /// The frontend writes through [`Mux::write`], which never coalesces
+    /// and has no wall clock (its lines' stamps are unknown).
     WriteNow(usize),
     /// The clock moves on; the flush timer fires if its deadline passed.
     Advance(u64),
@@ -64,6 +89,11 @@ pub enum Op {
     Detach(usize),
     /// Releases this sink (modulo the slots), detaching it if needed.
     Release(usize),
+    /// The head of the output starts again ([`Mux::reset_head`]).
+    ResetHead,
+    /// The replay state goes to a new multiplexer and is checked there
+    /// (this one is not changed).
+    Migrate,
 }
 
 /// What the model expects of a slot: the engine's [`SinkState`], worked
@@ -107,6 +137,18 @@ impl Life {
 struct Conn {
     /// Bytes offered since it (re)opened, replay first.
     expected: Vec<u8>,
+    /// The start time of the line each of them belongs to (`None`: unknown).
+    times: Vec<Option<u64>>,
+    /// How many of them are the head part of the replay (written before the
+    /// rest, not from the queue).
+    head_len: usize,
+    /// The skip marker: before `expected[.0]`, for `.1` bytes.
+    marker: Option<(usize, u64)>,
+    /// A stamp that was being written when the head replay was cut: it is
+    /// finished before `expected[.0]` (and that byte's own stamp).
+    ghost: Option<(usize, Option<u64>)>,
+    /// Whether its head replay was cut.
+    cut: bool,
     /// Counters at the start of this connection.
     delivered0: u64,
     offered0: u64,
@@ -114,86 +156,178 @@ struct Conn {
     notice_bytes0: u64,
     notices0: u64,
     episodes0: u64,
+    stamps0: u64,
+    stamp_bytes0: u64,
+    markers0: u64,
+    marker_bytes0: u64,
 }
 
 impl Conn {
-    fn starting(expected: Vec<u8>, st: &SinkStats) -> Conn {
+    fn starting(plan: Replayed, st: &SinkStats) -> Conn {
         Conn {
-            expected,
+            expected: plan.bytes,
+            times: plan.times,
+            head_len: plan.head_len,
+            marker: plan.marker,
             delivered0: st.delivered,
             offered0: st.offered,
             dropped0: st.dropped,
             notice_bytes0: st.notice_bytes,
             notices0: st.notices,
             episodes0: st.drop_episodes,
+            stamps0: st.stamps,
+            stamp_bytes0: st.stamp_bytes,
+            markers0: st.skip_markers,
+            marker_bytes0: st.skip_marker_bytes,
+            ..Conn::default()
+        }
+    }
+
+    /// Its frontend bytes (from `from` on) and the texts a sink gets with
+    /// them: the marker, and (`stamped`) a stamp before the first byte, each
+    /// byte after a newline and after the marker.
+    fn render(&self, stamped: bool) -> Vec<Token> {
+        self.render_upto(stamped, usize::MAX)
+    }
+
+    /// [`Conn::render`], stopped once it has `most` tokens or more.
+    fn render_upto(&self, stamped: bool, most: usize) -> Vec<Token> {
+        let mut out = Vec::with_capacity(self.expected.len().min(most) + 4);
+        for (k, &b) in self.expected.iter().enumerate() {
+            if out.len() >= most {
+                return out;
+            }
+            self.texts_before(k, stamped, &mut out);
+            out.push(Token::Guest(b));
+        }
+        if let Some((p, t)) = self.ghost {
+            if p == self.expected.len() {
+                out.push(Token::Stamp(micros(t)));
+            }
+        }
+        if let Some((p, n)) = self.marker {
+            if p == self.expected.len() {
+                out.push(Token::Marker(n));
+            }
+        }
+        out
+    }
+
+    fn texts_before(&self, k: usize, stamped: bool, out: &mut Vec<Token>) {
+        if let Some((_, t)) = self.ghost.filter(|g| g.0 == k) {
+            out.push(Token::Stamp(micros(t)));
+        }
+        let marker = self.marker.is_some_and(|(p, _)| p == k);
+        if let Some((_, n)) = self.marker.filter(|_| marker) {
+            out.push(Token::Marker(n));
+        }
+        let fragment = k == 0 || self.expected[k - 1] == b'\n' || marker;
+        if stamped && fragment {
+            out.push(Token::Stamp(micros(self.times[k])));
         }
     }
 }
 
-const NOTICE_START: &[u8] = b"\r\n[multiplex: ";
-const NOTICE_END: &[u8] = b" dropped]\r\n";
-
-/// `got` without the drop notices in it, and how many complete ones there
-/// were. `notice_bytes` (from the statistics) says how many bytes of `got`
-/// are notices: what the complete ones do not account for is the start of
-/// one still being written, at the very end.
-fn strip_notices(got: &[u8], notice_bytes: u64) -> (Vec<u8>, u64) {
-    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
-    let (mut out, mut rest, mut n, mut stripped) = (Vec::new(), got, 0, 0);
-    while let Some(at) = find(rest, NOTICE_START) {
-        let Some(e) = find(&rest[at..], NOTICE_END) else {
-            break;
-        };
-        let text = &rest[at + NOTICE_START.len()..at + e];
-        assert!(
-            text.ends_with(b" bytes") || text.ends_with(b" byte"),
-            "malformed notice {:?}",
-            String::from_utf8_lossy(&rest[at..at + e + NOTICE_END.len()])
-        );
-        out.extend_from_slice(&rest[..at]);
-        n += 1;
-        stripped += e + NOTICE_END.len();
-        rest = &rest[at + e + NOTICE_END.len()..];
-    }
-    out.extend_from_slice(rest);
-    let partial = (notice_bytes as usize)
-        .checked_sub(stripped)
-        .expect("more notice text than notice bytes counted");
-    assert!(
-        partial <= out.len(),
-        "notice bytes counted but not received"
-    );
-    let tail = &out[out.len() - partial..];
-    let k = partial.min(NOTICE_START.len());
-    assert_eq!(
-        &tail[..k],
-        &NOTICE_START[..k],
-        "an unfinished notice is not one"
-    );
-    out.truncate(out.len() - partial);
-    (out, n)
+/// A time as a stamp says it: to the microsecond.
+fn micros(t: Option<u64>) -> Option<u64> {
+    t.map(|t| t / 1000 * 1000)
 }
 
-/// Whether `got` is made of whole lines of `want`, in order: every line
-/// received starts where a line of `want` starts (the connection's first
-/// may start anywhere: it opened mid-line) and is followed by no other
-/// line's tail; the last may be unfinished.
-fn whole_lines_in_order(got: &[u8], want: &[u8]) -> bool {
-    let mut pos = 0;
-    for (k, line) in got.split_inclusive(|&b| b == b'\n').enumerate() {
-        let found = (pos..=want.len().saturating_sub(line.len()))
-            .find(|&q| (k == 0 || q == 0 || want[q - 1] == b'\n') && want[q..].starts_with(line));
-        match found {
-            Some(q) => pos = q + line.len(),
-            None => return false,
+/// What a sink that opens is replayed, as the model works it out.
+#[derive(Default)]
+struct Replayed {
+    bytes: Vec<u8>,
+    times: Vec<Option<u64>>,
+    head_len: usize,
+    marker: Option<(usize, u64)>,
+}
+
+/// A piece of a line a stamped sink received: the stamp right before it
+/// (if any) and its bytes. A piece starts at the first byte, after a
+/// newline, after a marker and at a stamp; `after_gap`: at the first byte
+/// or after a marker.
+struct Fragment {
+    /// The `Token::Stamp` right before it, if any.
+    stamp: Option<Token>,
+    bytes: Vec<u8>,
+    after_gap: bool,
+}
+
+fn fragments(tokens: &[Token]) -> Vec<Fragment> {
+    let mut out: Vec<Fragment> = Vec::new();
+    let mut boundary = true;
+    let mut gap = true;
+    for &t in tokens {
+        match t {
+            Token::Stamp(_) => {
+                out.push(Fragment {
+                    stamp: Some(t),
+                    bytes: Vec::new(),
+                    after_gap: gap,
+                });
+                boundary = false;
+            }
+            Token::Marker(_) => {
+                boundary = true;
+                gap = true;
+            }
+            Token::Notice(_) => {}
+            Token::Guest(b) => {
+                if boundary {
+                    out.push(Fragment {
+                        stamp: None,
+                        bytes: Vec::new(),
+                        after_gap: gap,
+                    });
+                }
+                gap = false;
+                if let Some(f) = out.last_mut() {
+                    f.bytes.push(b);
+                }
+                boundary = b == b'\n';
+            }
         }
     }
-    true
+    out
 }
 
 fn is_subsequence(small: &[u8], big: &[u8]) -> bool {
     let mut it = big.iter();
     small.iter().all(|b| it.any(|c| c == b))
+}
+
+/// Where the output stands in its line, as the model works it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Line {
+    /// The next byte starts a line.
+    Start,
+    /// The next byte continues a line that started at this time.
+    In(Option<u64>),
+}
+
+impl Line {
+    /// The time of the line a byte written at `wall` belongs to.
+    fn time(self, wall: Option<u64>) -> Option<u64> {
+        match self {
+            Line::Start => wall,
+            Line::In(t) => t,
+        }
+    }
+
+    /// After byte `b`, of a line of time `t`.
+    fn after(b: u8, t: Option<u64>) -> Line {
+        if b == b'\n' {
+            Line::Start
+        } else {
+            Line::In(t)
+        }
+    }
+}
+
+/// The wall clock of the `k`-th write: a second and a bit apart, so that
+/// every stamp differs.
+fn wall_of(k: u64) -> u64 {
+    1_796_580_664_783_070_000 + k * 1_234_567_891
 }
 
 /// The frontend's offers, as [`MuxStats`] must count them.
@@ -216,7 +350,21 @@ pub struct Model {
     input: Option<usize>,
     cap: usize,
     replay: usize,
+    /// The replay head's capacity, where it starts in `accepted` and how
+    /// much it holds.
+    head_cap: usize,
+    head_start: usize,
+    head_len: usize,
     accepted: Vec<u8>,
+    /// The start time of the line each accepted byte belongs to.
+    times: Vec<Option<u64>>,
+    /// Where the output stands in its line.
+    line: Line,
+    /// Writes so far: each has its own wall clock.
+    writes: u64,
+    /// Whether a queue, the tail or the head holds more lines than their
+    /// rings keep times for (then the oldest stamps may be unknown).
+    forgetful: bool,
     conns: Vec<Conn>,
     waiting: bool,
     woken_seen: usize,
@@ -242,6 +390,10 @@ impl Model {
     pub fn new(config: Config) -> Model {
         let configs = config.sinks.clone();
         let (cap, replay) = (config.queue_capacity, config.replay_capacity);
+        let head_cap = config.replay_head_capacity;
+        // The documented number of times kept: all up to 64, else one per 8 bytes.
+        let slots = |n: usize| n.min((n / 8).max(64));
+        let forgetful = slots(cap) < cap || slots(replay) < replay || slots(head_cap) < head_cap;
         let coalesce = config.coalesce_ns;
         let input = config.input;
         let mut life = vec![Life::Vacant; MAX_SINKS];
@@ -259,7 +411,14 @@ impl Model {
             input,
             cap,
             replay,
+            head_cap,
+            head_start: 0,
+            head_len: 0,
             accepted: Vec::new(),
+            times: Vec::new(),
+            line: Line::Start,
+            writes: 0,
+            forgetful,
             conns: (0..MAX_SINKS).map(|_| Conn::default()).collect(),
             waiting: false,
             woken_seen: 0,
@@ -291,18 +450,36 @@ impl Model {
         self.life[i] == Life::Open
     }
 
-    /// Bytes queued for a `Block` sink that is open or being detached, by the
-    /// model's count: what it was offered and has not received.
+    /// The frontend's bytes sink `i` received on this connection (checked
+    /// against what it received by [`Model::check_received`]).
+    fn guest_received(&self, i: usize) -> usize {
+        (self.stats(i).delivered - self.conns[i].delivered0) as usize
+    }
+
+    /// Bytes of the head part of its replay sink `i` has still to write.
+    fn head_pending(&self, i: usize) -> usize {
+        self.conns[i]
+            .head_len
+            .saturating_sub(self.guest_received(i))
+    }
+
+    /// Bytes waiting for a `Block` sink that is open or being detached, by
+    /// the model's count: what it was offered and has not received.
     fn block_queued(&self, i: usize) -> usize {
-        self.conns[i].expected.len() - self.io.received[i].len()
+        self.conns[i].expected.len() - self.guest_received(i)
+    }
+
+    /// Of those, the bytes in its queue (the head part of a replay is not).
+    fn block_queue_len(&self, i: usize) -> usize {
+        self.block_queued(i) - self.head_pending(i)
     }
 
     /// What [`Mux::write_room`] must say: the free space of the fullest open
-    /// `Block` sink, by the model's count.
+    /// `Block` sink's queue, by the model's count.
     fn room(&self) -> usize {
         (0..self.slots())
             .filter(|&i| self.receiving(i) && self.configs[i].overflow == Overflow::Block)
-            .map(|i| self.cap - self.block_queued(i))
+            .map(|i| self.cap - self.block_queue_len(i))
             .min()
             .unwrap_or(usize::MAX)
     }
@@ -313,8 +490,8 @@ impl Model {
     fn fits(&self, len: usize) -> bool {
         (0..self.slots()).filter(|&i| self.receiving(i)).all(|i| {
             let free = match self.configs[i].overflow {
-                Overflow::Block => self.cap - self.block_queued(i),
-                Overflow::Drop => self.cap - self.stats(i).queued as usize,
+                Overflow::Block => self.cap - self.block_queue_len(i),
+                Overflow::Drop => self.cap - (self.stats(i).queued as usize - self.head_pending(i)),
             };
             free >= len || (self.configs[i].overflow == Overflow::Drop && self.io.watching[i])
         })
@@ -362,6 +539,8 @@ impl Model {
             Op::Detach(i) => self.detach(i % n, false),
             Op::Release(i) => self.detach(i % n, true),
             Op::Input(i, len, room) => self.input(i % n, len, room),
+            Op::ResetHead => self.reset_head(),
+            Op::Migrate => self.migrate(),
             Op::Break(i) => {
                 let i = i % n;
                 let before = self.io.events.len();
@@ -440,9 +619,11 @@ impl Model {
         };
         let open: Vec<bool> = (0..n).map(|i| self.receiving(i)).collect();
         let data = stream(self.accepted.len(), len);
+        let wall = at.then(|| wall_of(self.writes));
+        self.writes += 1;
         let r = driven(&mut self.mux, &mut self.io, |m| {
             if at {
-                m.write_at(&data, now)
+                m.write_at_wall(&data, now, wall.unwrap_or(u64::MAX))
             } else {
                 m.write(&data)
             }
@@ -458,10 +639,26 @@ impl Model {
         if r.is_err() {
             self.waiting = true;
         }
-        self.accepted.extend_from_slice(&data[..k]);
+        let from = self.accepted.len();
+        self.take(&data[..k], wall);
         for i in (0..n).filter(|&i| open[i]) {
             self.conns[i].expected.extend_from_slice(&data[..k]);
+            self.conns[i].times.extend_from_slice(&self.times[from..]);
         }
+    }
+
+    /// Output accepted at `wall`: its lines' times, the head.
+    fn take(&mut self, data: &[u8], wall: Option<u64>) {
+        let at = self.accepted.len();
+        for &b in data {
+            let t = self.line.time(wall);
+            self.times.push(t);
+            self.line = Line::after(b, t);
+        }
+        if self.head_start + self.head_len == at {
+            self.head_len += data.len().min(self.head_cap - self.head_len);
+        }
+        self.accepted.extend_from_slice(data);
     }
 
     fn open(&mut self, i: usize) {
@@ -469,7 +666,7 @@ impl Model {
         if matches!(self.life[i], Life::Closed | Life::Failed) {
             // A new connection: what the old one received is history.
             self.io.received[i].clear();
-            self.conns[i] = Conn::starting(self.history(), &before);
+            self.conns[i] = Conn::starting(self.replayed(), &before);
             self.life[i] = Life::Open;
         }
         driven(&mut self.mux, &mut self.io, |m| {
@@ -492,7 +689,7 @@ impl Model {
         if self.life[i] == Life::Closed {
             // What the connection received is history.
             self.io.received[i].clear();
-            self.conns[i] = Conn::starting(Vec::new(), &self.stats(i));
+            self.conns[i] = Conn::starting(Replayed::default(), &self.stats(i));
         }
     }
 
@@ -556,15 +753,12 @@ impl Model {
                 self.episodes_reported[i] = 0;
                 // A new sink's counters start at 0; the replay is
                 // part of what it is offered.
-                let expected = if config.open {
-                    self.history()
+                let replayed = if config.open {
+                    self.replayed()
                 } else {
-                    Vec::new()
+                    Replayed::default()
                 };
-                self.conns[i] = Conn {
-                    expected,
-                    ..Conn::default()
-                };
+                self.conns[i] = Conn::starting(replayed, &SinkStats::default());
                 if config.open && !was_open {
                     assert!(self.mux.frontend_open());
                 }
@@ -720,10 +914,135 @@ impl Model {
         }
     }
 
-    /// What a sink that opens now is replayed.
-    fn history(&self) -> Vec<u8> {
-        let h = self.accepted.len().saturating_sub(self.replay);
-        self.accepted[h..].to_vec()
+    /// What a sink that opens now is replayed: the union of the head and
+    /// the tail, in order, with a marker for the gap between them.
+    fn replayed(&self) -> Replayed {
+        let written = self.accepted.len();
+        let ts = written - written.min(self.replay);
+        let (hs, he) = (self.head_start, self.head_start + self.head_len);
+        let part = |from: usize| Replayed {
+            bytes: self.accepted[from..].to_vec(),
+            times: self.times[from..].to_vec(),
+            head_len: 0,
+            marker: None,
+        };
+        if self.head_len == 0 || ts <= hs {
+            part(ts)
+        } else if ts <= he {
+            Replayed {
+                head_len: ts - hs,
+                ..part(hs)
+            }
+        } else {
+            let mut r = part(ts);
+            r.bytes.splice(0..0, self.accepted[hs..he].iter().copied());
+            r.times.splice(0..0, self.times[hs..he].iter().copied());
+            r.head_len = he - hs;
+            r.marker = Some((he - hs, (ts - he) as u64));
+            r
+        }
+    }
+
+    /// [`Mux::reset_head`]: sinks still being written the head part of a
+    /// replay lose the rest of it, and the head starts again.
+    fn reset_head(&mut self) {
+        for i in 0..self.slots() {
+            if !matches!(self.life[i], Life::Open | Life::Detaching) {
+                continue;
+            }
+            let got = self.guest_received(i);
+            if got >= self.conns[i].head_len {
+                continue;
+            }
+            let st = self.stats(i);
+            let last = self.received_tokens(i).last().copied();
+            let conn = &mut self.conns[i];
+            let cut = conn.head_len - got;
+            if (st.stamp_bytes - conn.stamp_bytes0) % 28 != 0
+                || matches!(last, Some(Token::Stamp(_)))
+            {
+                // The stamp of the head's line at `got` was written, or is
+                // being written (and is finished): it stays.
+                conn.ghost = Some((got, conn.times[got]));
+            }
+            conn.cut = true;
+            conn.expected.drain(got..conn.head_len);
+            conn.times.drain(got..conn.head_len);
+            // What is cut off is skipped: the marker (now, if there was to
+            // be none) says so.
+            conn.marker = Some((got, cut as u64 + conn.marker.map_or(0, |m| m.1)));
+            conn.head_len = got;
+            // Offered, and dropped: counted as such from now on.
+            conn.offered0 += cut as u64;
+            conn.dropped0 += cut as u64;
+        }
+        driven(&mut self.mux, &mut self.io, Mux::reset_head);
+        self.head_start = self.accepted.len();
+        self.head_len = 0;
+    }
+
+    /// The replay state moves to a new multiplexer: exported, imported
+    /// there (and exported again, the same), a stamped and an unstamped
+    /// sink that open there are replayed what they would be here, and the
+    /// next output goes on with this one's lines.
+    fn migrate(&self) {
+        let mut blob = vec![0u8; self.mux.replay_export_len()];
+        assert_eq!(self.mux.replay_export(&mut blob), Some(blob.len()));
+        let config = Config {
+            sinks: vec![SinkConfig::new(Overflow::Block, false)],
+            input: None,
+            queue_capacity: self.cap,
+            replay_capacity: self.replay,
+            replay_head_capacity: self.head_cap,
+            coalesce_ns: 0,
+        };
+        let mut dest = Mux::new(config).expect("valid configuration");
+        dest.replay_import(&blob).expect("a blob from export");
+        let mut again = vec![0u8; dest.replay_export_len()];
+        assert_eq!(dest.replay_export(&mut again), Some(again.len()));
+        assert_eq!(again, blob, "export after import is not the same blob");
+        // Once there is output, it is no longer fresh.
+        let twice = if self.accepted.is_empty() {
+            Ok(())
+        } else {
+            Err(ImportError::NotFresh)
+        };
+        assert_eq!(dest.replay_import(&blob), twice, "imported twice");
+        let mut io = ScriptIo::new(MAX_SINKS);
+        let mut sinks = Vec::new();
+        for stamped in [false, true] {
+            let viewer = SinkConfig {
+                timestamp: stamped,
+                ..SinkConfig::new(Overflow::Block, true)
+            };
+            sinks.push(driven(&mut dest, &mut io, |m| m.attach(viewer)).unwrap());
+        }
+        // Output on the destination continues the lines of this one.
+        let data = stream(self.accepted.len(), self.cap.min(9));
+        let wall = wall_of(self.writes);
+        let mut replayed = Conn::starting(self.replayed(), &SinkStats::default());
+        let mut line = self.line;
+        for &b in &data {
+            let t = line.time(Some(wall));
+            replayed.times.push(t);
+            line = Line::after(b, t);
+        }
+        replayed.expected.extend_from_slice(&data);
+        let r = driven(&mut dest, &mut io, |m| m.write_at_wall(&data, 0, wall));
+        assert_eq!(r, Ok(data.len()));
+        for (k, stamped) in [false, true].into_iter().enumerate() {
+            let got = parse(&io.received[sinks[k]], stamped, usize::MAX);
+            let want = replayed.render(stamped);
+            let same = got.len() == want.len()
+                && got
+                    .iter()
+                    .zip(&want)
+                    .all(|(&g, &w)| agree(g, w, self.forgetful));
+            assert!(
+                same,
+                "migrated replay (stamped: {stamped}): got {got:?}, want {want:?}"
+            );
+        }
     }
 
     fn flush(&mut self) {
@@ -803,12 +1122,29 @@ impl Model {
                 "sink {i}: unasked notice"
             );
         }
-        // Whole-line drops search each byte a bounded number of times
-        // (issue 17, item 1); nothing else searches at all.
+        if !cfg.timestamp {
+            assert_eq!(
+                (st.stamps, st.stamp_bytes),
+                (0, 0),
+                "sink {i}: unasked stamps"
+            );
+        }
+        assert!(st.stamp_bytes >= 28 * st.stamps && st.stamp_bytes < 28 * (st.stamps + 1) + 28);
+        if self.head_cap == 0 {
+            assert_eq!(
+                (st.skip_markers, st.skip_marker_bytes),
+                (0, 0),
+                "sink {i}: no head, yet a marker"
+            );
+        }
+        // Whole-line drops and stamps search each byte a bounded number of
+        // times (issue 17, item 1); nothing else searches at all.
         let scanned = self.mux.scanned_bytes(i).unwrap();
-        if cfg.overflow == Overflow::Drop && cfg.drop_unit == DropUnit::Lines {
+        let lines = cfg.overflow == Overflow::Drop && cfg.drop_unit == DropUnit::Lines;
+        if lines || cfg.timestamp {
+            let bound = 5 * u64::from(lines) + 4 * u64::from(cfg.timestamp);
             assert!(
-                scanned <= 5 * st.offered,
+                scanned <= bound * st.offered,
                 "sink {i}: {scanned} bytes searched for {} offered",
                 st.offered
             );
@@ -822,9 +1158,9 @@ impl Model {
             assert!(self.io.received[i].is_empty());
         }
         if self.io.watching[i] {
-            // (or with a notice to write)
+            // (or with a notice, a stamp or a marker to write)
             assert!(
-                st.queued > 0 || cfg.drop_notice,
+                st.queued > 0 || cfg.drop_notice || cfg.timestamp || self.head_cap > 0,
                 "sink {i} watched with an empty queue"
             );
         } else if st.queued > 0 {
@@ -835,36 +1171,155 @@ impl Model {
         }
     }
 
+    /// What sink `i` received on this connection, as tokens; checks that
+    /// every byte written to it is counted once, in the right counter.
+    fn received_tokens(&self, i: usize) -> Vec<Token> {
+        let (st, cfg, conn) = (self.stats(i), self.configs[i], &self.conns[i]);
+        let got = &self.io.received[i];
+        let delivered = st.delivered - conn.delivered0;
+        let (stamps, stamp_bytes) = (st.stamps - conn.stamps0, st.stamp_bytes - conn.stamp_bytes0);
+        let (notices, notice_bytes) = (
+            st.notices - conn.notices0,
+            st.notice_bytes - conn.notice_bytes0,
+        );
+        let (markers, marker_bytes) = (
+            st.skip_markers - conn.markers0,
+            st.skip_marker_bytes - conn.marker_bytes0,
+        );
+        assert_eq!(
+            got.len() as u64,
+            delivered + stamp_bytes + notice_bytes + marker_bytes,
+            "sink {i}: written bytes not counted once: {st:?}"
+        );
+        // What is not whole yet is at the end: the rest of the bytes the
+        // frontend's and the complete texts do not account for.
+        let tokens = parse(got, cfg.timestamp, delivered as usize);
+        let count = |f: fn(&Token) -> bool| tokens.iter().filter(|t| f(t)).count() as u64;
+        assert_eq!(
+            count(|t| matches!(t, Token::Guest(_))),
+            delivered,
+            "sink {i}"
+        );
+        assert_eq!(
+            count(|t| matches!(t, Token::Stamp(_))),
+            stamps,
+            "sink {i}: stamps"
+        );
+        assert_eq!(
+            count(|t| matches!(t, Token::Notice(_))),
+            notices,
+            "sink {i}: notices"
+        );
+        assert_eq!(
+            count(|t| matches!(t, Token::Marker(_))),
+            markers,
+            "sink {i}: markers"
+        );
+        let whole = len_of(&tokens) as u64;
+        assert!(
+            got.len() as u64 - whole < 64,
+            "sink {i}: more unfinished text than one"
+        );
+        tokens
+    }
+
     /// What sink `i` received on its connection is what it must have.
     fn check_received(&self, i: usize) {
         let (st, cfg, life) = (self.stats(i), self.configs[i], self.life[i]);
         let conn = &self.conns[i];
-        let (got, notices) =
-            strip_notices(&self.io.received[i], st.notice_bytes - conn.notice_bytes0);
-        assert_eq!(
-            st.delivered - conn.delivered0 + st.notice_bytes - conn.notice_bytes0,
-            self.io.received[i].len() as u64,
-            "sink {i}"
-        );
-        assert_eq!(notices, st.notices - conn.notices0, "sink {i}: notices");
+        let tokens = self.received_tokens(i);
+        let got = guest(&tokens);
         match (life, cfg.overflow) {
             (Life::Open | Life::Detaching, Overflow::Block) => {
                 assert_eq!(st.dropped, conn.dropped0, "block sink {i} lost bytes");
-                assert_eq!(&conn.expected[..got.len()], &got[..], "block sink {i}");
+                let want = conn.render_upto(cfg.timestamp, tokens.len());
+                let prefix = tokens.len() <= want.len()
+                    && tokens
+                        .iter()
+                        .zip(&want)
+                        .all(|(&g, &w)| agree(g, w, self.forgetful));
+                assert!(prefix, "block sink {i}: got {tokens:?}, want {want:?}");
                 assert_eq!(got.len() as u64 + st.queued, conn.expected.len() as u64);
             }
             (Life::Open, Overflow::Drop) => {
                 assert_eq!(st.offered - conn.offered0, conn.expected.len() as u64);
                 assert!(is_subsequence(&got, &conn.expected), "drop sink {i}");
-                if cfg.drop_unit == DropUnit::Lines && self.cap >= MAX_LINE {
-                    assert!(
-                        whole_lines_in_order(&got, &conn.expected),
-                        "drop sink {i} (lines) cut a line: got {got:?}, stream {:?}",
-                        conn.expected
-                    );
+                let lines = cfg.drop_unit == DropUnit::Lines && self.cap >= MAX_LINE;
+                if lines || cfg.timestamp {
+                    self.check_pieces(i, &tokens, lines, cfg.timestamp);
                 }
             }
             (_, _) => assert!(is_subsequence(&got, &conn.expected), "sink {i} ({life:?})"),
+        }
+    }
+
+    /// A `Drop` sink in lines mode, or a stamped one: each piece of a line
+    /// it received can be placed in the stream, in order. In lines mode a
+    /// piece is contiguous and starts a line (unless it follows a marker
+    /// or is the connection's first): whole lines in order, a line never
+    /// spliced onto another. Stamped: every piece comes right after a
+    /// stamp of its line's time, and lies within that one line; in lines
+    /// mode a stamp is always followed by its line.
+    fn check_pieces(&self, i: usize, tokens: &[Token], lines: bool, stamped: bool) {
+        let conn = &self.conns[i];
+        let want = &conn.expected;
+        let frags = fragments(tokens);
+        let mut pos = 0;
+        for (k, f) in frags.iter().enumerate() {
+            let stamp = match f.stamp {
+                Some(Token::Stamp(t)) => Some(t),
+                Some(_) => unreachable!("only stamps start a piece"),
+                None if !stamped => None,
+                None => {
+                    assert!(
+                        f.bytes.is_empty(),
+                        "sink {i}: a piece of a line without its stamp: {tokens:?}"
+                    );
+                    continue;
+                }
+            };
+            if f.bytes.is_empty() {
+                // (A cut head replay may leave the stamp of its next line alone.)
+                assert!(
+                    !lines || k + 1 == frags.len() || conn.cut,
+                    "sink {i}: a stamp without its line: {tokens:?}"
+                );
+                continue;
+            }
+            let fits = |q: usize| -> Option<usize> {
+                let timed = stamp.is_none_or(|t| {
+                    agree(
+                        Token::Stamp(t),
+                        Token::Stamp(micros(conn.times[q])),
+                        self.forgetful,
+                    )
+                });
+                if !timed || want[q] != f.bytes[0] {
+                    return None;
+                }
+                if lines {
+                    let starts = f.after_gap || q == 0 || want[q - 1] == b'\n';
+                    return (starts && want[q..].starts_with(&f.bytes)).then(|| q + f.bytes.len());
+                }
+                // The rest within the same line.
+                let mut at = q + 1;
+                for &b in &f.bytes[1..] {
+                    let r = want[at..].iter().position(|&c| c == b)?;
+                    if want[at - 1..at + r].contains(&b'\n') {
+                        return None;
+                    }
+                    at += r + 1;
+                }
+                Some(at)
+            };
+            match (pos..want.len()).find_map(fits) {
+                Some(end) => pos = end,
+                None => panic!(
+                    "sink {i}: piece {k} {:?} (stamp {stamp:?}) is no part of a line (of that time) \
+                     after {pos}: {tokens:?}, stream {want:?}",
+                    String::from_utf8_lossy(&f.bytes)
+                ),
+            }
         }
     }
 
@@ -898,12 +1353,20 @@ impl Model {
             let st = self.stats(i);
             let cfg = self.configs[i];
             let conn = &self.conns[i];
-            let (got, _) =
-                strip_notices(&self.io.received[i], st.notice_bytes - conn.notice_bytes0);
+            let tokens = self.received_tokens(i);
+            let got = guest(&tokens);
             let want = &conn.expected;
             assert_eq!(st.queued, 0, "sink {i} did not drain");
             match (cfg.overflow, cfg.drop_unit) {
-                (Overflow::Block, _) => assert_eq!(&got, want, "block sink {i}"),
+                (Overflow::Block, _) => {
+                    let all = conn.render(cfg.timestamp);
+                    let same = tokens.len() == all.len()
+                        && tokens
+                            .iter()
+                            .zip(&all)
+                            .all(|(&g, &w)| agree(g, w, self.forgetful));
+                    assert!(same, "block sink {i}: got {tokens:?}, want {all:?}");
+                }
                 (Overflow::Drop, DropUnit::Bytes) => {
                     let tail = want.len().min(self.cap);
                     assert!(got.ends_with(&want[want.len() - tail..]), "drop sink {i}");

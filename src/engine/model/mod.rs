@@ -4,6 +4,7 @@
 //! (crate feature `model`).
 
 mod checker;
+mod render;
 mod script;
 
 pub use checker::{Model, Op};

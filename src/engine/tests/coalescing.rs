@@ -13,6 +13,7 @@ fn mux(policies: &[Overflow], cap: usize, coalesce: u64) -> (Mux, ScriptIo) {
         input: Some(0),
         queue_capacity: cap,
         replay_capacity: 0,
+        replay_head_capacity: 0,
         coalesce_ns: coalesce,
     };
     let mut io = ScriptIo::new(policies.len());

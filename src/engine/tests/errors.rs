@@ -57,6 +57,7 @@ fn the_defaults_are_a_lines_mode_drop_sink_that_never_blocks() {
         input: None,
         queue_capacity: 64,
         replay_capacity: 0,
+        replay_head_capacity: 0,
         coalesce_ns: 0,
     };
     let mut io = ScriptIo::new(1);

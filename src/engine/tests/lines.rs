@@ -15,10 +15,12 @@ fn lines_viewer(cap: usize) -> (Mux, ScriptIo) {
             open: true,
             drop_unit: DropUnit::Lines,
             drop_notice: false,
+            timestamp: false,
         }],
         input: None,
         queue_capacity: cap,
         replay_capacity: 0,
+        replay_head_capacity: 0,
         coalesce_ns: 0,
     };
     let mut io = ScriptIo::new(1);

@@ -3,8 +3,11 @@
 mod coalescing;
 mod errors;
 mod lines;
+mod migration;
 mod proptest;
+mod replay_head;
 mod scenarios;
+mod stamps;
 
 use crate::engine::{DropUnit, Overflow, SinkConfig};
 
@@ -35,6 +38,12 @@ trait Pumped {
     fn write_p(&mut self, io: &mut ScriptIo, data: &[u8]) -> Result<usize, WouldBlock>;
     fn write_at_p(&mut self, io: &mut ScriptIo, data: &[u8], now: u64)
         -> Result<usize, WouldBlock>;
+    fn write_wall_p(
+        &mut self,
+        io: &mut ScriptIo,
+        data: &[u8],
+        wall_ns: u64,
+    ) -> Result<usize, WouldBlock>;
     fn flush_p(&mut self, io: &mut ScriptIo, now: u64);
     fn sink_writable_p(&mut self, io: &mut ScriptIo, sink: usize) -> Result<(), NoSuchSink>;
     fn sink_event_p(
@@ -66,6 +75,16 @@ impl Pumped for Mux {
         now: u64,
     ) -> Result<usize, WouldBlock> {
         driven(self, io, |m| m.write_at(data, now))
+    }
+
+    /// [`Mux::write_at_wall`] at monotonic time 0 (no coalescing in these tests).
+    fn write_wall_p(
+        &mut self,
+        io: &mut ScriptIo,
+        data: &[u8],
+        wall_ns: u64,
+    ) -> Result<usize, WouldBlock> {
+        driven(self, io, |m| m.write_at_wall(data, 0, wall_ns))
     }
 
     fn flush_p(&mut self, io: &mut ScriptIo, now: u64) {

@@ -16,8 +16,14 @@ fn behaviour() -> impl Strategy<Value = Behaviour> {
 }
 
 fn sink_config() -> impl Strategy<Value = SinkConfig> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
-        |(drop, open, lines, notice)| SinkConfig {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(drop, open, lines, notice, timestamp)| SinkConfig {
             overflow: if drop {
                 Overflow::Drop
             } else {
@@ -31,8 +37,8 @@ fn sink_config() -> impl Strategy<Value = SinkConfig> {
             },
             // Mostly valid; sometimes a notice on a block sink (refused).
             drop_notice: notice && (drop || lines),
-        },
-    )
+            timestamp,
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +58,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (sink_config(), any::<bool>()).prop_map(|(config, input)| Op::Attach { config, input }),
         1 => sink.clone().prop_map(Op::Detach),
         1 => sink.prop_map(Op::Release),
+        1 => Just(Op::ResetHead),
+        1 => Just(Op::Migrate),
     ]
 }
 
@@ -63,6 +71,7 @@ proptest! {
         sinks in proptest::collection::vec(sink_config(), MAX_SINKS),
         cap in prop_oneof![1usize..48, 8usize..48],
         replay_pct in 0usize..=100,
+        head in prop_oneof![Just(0usize), 1usize..64],
         input in proptest::option::of(0usize..MAX_SINKS),
         coalesce in prop_oneof![Just(0u64), 1u64..20],
         ops in proptest::collection::vec(op(), 0..160),
@@ -79,6 +88,7 @@ proptest! {
             input: input.map(|i| i % n),
             queue_capacity: cap,
             replay_capacity: replay,
+            replay_head_capacity: head,
             coalesce_ns: coalesce,
         };
         let mut model = Model::new(config);

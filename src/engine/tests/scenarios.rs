@@ -10,6 +10,7 @@ fn config(policies: &[Overflow], cap: usize) -> Config {
         input: Some(policies.len() - 1),
         queue_capacity: cap,
         replay_capacity: 0,
+        replay_head_capacity: 0,
         coalesce_ns: 0,
     }
 }
@@ -267,6 +268,21 @@ fn bad_configurations_are_refused() {
         ..Config::new(2)
     };
     assert!(matches!(err(replay), ConfigError::ReplayTooLarge { .. }));
+    // The head may be larger than the queues, up to the largest queue.
+    let head = Config {
+        replay_head_capacity: MAX_QUEUE_CAPACITY + 1,
+        ..Config::new(2)
+    };
+    assert_eq!(
+        err(head),
+        ConfigError::ReplayHeadTooLarge(MAX_QUEUE_CAPACITY + 1)
+    );
+    let big_head = Config {
+        queue_capacity: 16,
+        replay_head_capacity: 1 << 20,
+        ..Config::new(1)
+    };
+    Mux::new(big_head).unwrap();
     assert_eq!(
         ConfigError::TooManySinks(9).to_string(),
         "9 sinks given, at most 8 are supported"
