@@ -53,7 +53,12 @@ prepare() {
         tar -xJf "$library" -C "$src/subprojects/$dir" --strip-components=1
     fi
 }
-unprepare() { "${gitc[@]}" checkout -q -- subprojects; }
+# Undo it all: the edited wraps, and the overlays copied into packagefiles/ (left there, an
+# overlay stops rust-crates.sh from switching its wrap to method = cargo the next time).
+unprepare() {
+    "${gitc[@]}" checkout -q -- subprojects
+    "${gitc[@]}" clean -fdxq -- subprojects/packagefiles
+}
 
 common=(--python="$python" --target-list=x86_64-softmmu --without-default-features
         --disable-install-blobs --disable-download --disable-docs)
