@@ -390,40 +390,7 @@ pub fn count_newlines(s: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A naive calendar: walks day by day from 1970-01-01.
-    fn naive_date(mut days: u64) -> (u64, u64, u64) {
-        let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        let mut y = 1970;
-        loop {
-            let n = if leap(y) { 366 } else { 365 };
-            if days < n {
-                break;
-            }
-            days -= n;
-            y += 1;
-        }
-        let lens = [
-            31,
-            if leap(y) { 29 } else { 28 },
-            31,
-            30,
-            31,
-            30,
-            31,
-            31,
-            30,
-            31,
-            30,
-            31,
-        ];
-        let mut m = 0;
-        while days >= lens[m] {
-            days -= lens[m];
-            m += 1;
-        }
-        (y, m as u64 + 1, days + 1)
-    }
+    use crate::engine::model::calendar::date_from_days as naive_date;
 
     #[test]
     fn civil_from_days_agrees_with_a_naive_calendar() {

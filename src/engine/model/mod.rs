@@ -3,6 +3,7 @@
 //! promises after every step. Used by the property test and the fuzz target
 //! (crate feature `model`).
 
+pub(crate) mod calendar;
 mod checker;
 mod render;
 mod script;

@@ -7,6 +7,10 @@
 
 use core::fmt;
 
+#[cfg(test)]
+use super::calendar::date_from_days;
+use super::calendar::days_from_date;
+
 /// One element of what a sink was written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Token {
@@ -33,45 +37,18 @@ impl fmt::Debug for Token {
     }
 }
 
-/// A stamp's text, by a calendar walked day by day from 1970 (not the
-/// engine's `civil_from_days`).
+/// A stamp's text, by the naive calendar (not the engine's
+/// `civil_from_days`).
 #[cfg(test)]
 pub fn stamp_text(wall_ns: Option<u64>) -> Vec<u8> {
     let Some(ns) = wall_ns else {
         return b"????-??-??T??:??:??.??????Z ".to_vec();
     };
     let secs = ns / 1_000_000_000;
-    let mut days = secs / 86_400;
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let mut year = 1970;
-    while days >= if leap(year) { 366 } else { 365 } {
-        days -= if leap(year) { 366 } else { 365 };
-        year += 1;
-    }
-    let months = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let mut month = 0;
-    while days >= months[month] {
-        days -= months[month];
-        month += 1;
-    }
+    let (year, month, day) = date_from_days(secs / 86_400);
     let sod = secs % 86_400;
     format!(
-        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z ",
-        month + 1,
-        days + 1,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z ",
         sod / 3600,
         sod / 60 % 60,
         sod % 60,
@@ -134,30 +111,7 @@ fn parse_stamp(b: &[u8]) -> Option<Token> {
     let num = |r: core::ops::Range<usize>| -> u64 {
         s[r].iter().fold(0, |v, &c| v * 10 + u64::from(c - b'0'))
     };
-    let (y, mo, d) = (num(0..4), num(5..7), num(8..10));
-    // Days since 1970 of that date, by counting.
-    let leap = |year: u64| (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    // Leap days before `year`, counted from year 1.
-    let leaps = |year: u64| (year - 1) / 4 - (year - 1) / 100 + (year - 1) / 400;
-    let mut days = 365 * (y.max(1970) - 1970) + leaps(y.max(1970)) - leaps(1970);
-    let months = [
-        31,
-        if leap(y) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    days += months[..(mo as usize).saturating_sub(1).min(12)]
-        .iter()
-        .sum::<u64>();
-    days += d.saturating_sub(1);
+    let days = days_from_date(num(0..4), num(5..7), num(8..10));
     let secs = days * 86_400 + num(11..13) * 3600 + num(14..16) * 60 + num(17..19);
     Some(Token::Stamp(Some(
         secs * 1_000_000_000 + num(20..26) * 1000,
