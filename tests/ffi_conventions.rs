@@ -118,6 +118,7 @@ fn raw_pointers_are_dereferenced_only_in_the_boundary_module() {
         "slice_mut_from_ptr(",
         "free_box(",
         "config_from_c(",
+        "write_with(",
     ];
     let mut blocks = 0;
     for (path, text) in ffi_sources() {

@@ -11,6 +11,41 @@
 use super::boundary::{ffi_panic_boundary, try_mut_from_ptr, try_ref_from_ptr, try_slice};
 use super::mux::{cmx_mux, with_mux, with_mux_ref};
 use super::result::cmx_result;
+use crate::engine::{Mux, WouldBlock};
+
+/// The body the three writes share: `data` (`len` bytes) offered by
+/// `write`, its count of accepted bytes stored in `*accepted` on
+/// `CMX_RESULT_OK`, `CMX_RESULT_WOULD_BLOCK` when nothing was taken.
+///
+/// # Safety
+/// `mux` is NULL or live; `data` is valid for `len` bytes (or NULL with
+/// `len` 0); `accepted` is NULL or writable; none is used by anyone else
+/// during the call.
+unsafe fn write_with(
+    mux: *mut cmx_mux,
+    data: *const u8,
+    len: usize,
+    accepted: *mut usize,
+    write: impl FnOnce(&mut Mux, &[u8]) -> Result<usize, WouldBlock>,
+) -> cmx_result {
+    // SAFETY: `mux` NULL or live, `data` valid for `len` bytes (or NULL
+    // with `len` 0), `accepted` NULL or writable, per this function's
+    // contract; none is used by anyone else during the call.
+    let (m, data, accepted) = unsafe {
+        (
+            try_mut_from_ptr!(mux),
+            try_slice!(data, len),
+            try_mut_from_ptr!(accepted),
+        )
+    };
+    with_mux(m, |e| match write(e, data) {
+        Ok(n) => {
+            *accepted = n;
+            cmx_result::Ok
+        }
+        Err(_) => cmx_result::WouldBlock,
+    })
+}
 
 /// Offers `len` bytes of frontend output. On `CMX_RESULT_OK`, `*accepted`
 /// leading bytes (1 to `len`, at most the queue capacity, or 0 when `len` is
@@ -39,21 +74,9 @@ pub unsafe extern "C" fn cmx_mux_write(
     ffi_panic_boundary! {
         // SAFETY: `mux` NULL or live, `data` valid for `len` bytes (or NULL
         // with `len` 0), `accepted` NULL or writable, per this function's
-        // contract; none is used by anyone else during the call.
-        let (m, data, accepted) = unsafe {
-            (
-                try_mut_from_ptr!(mux),
-                try_slice!(data, len),
-                try_mut_from_ptr!(accepted),
-            )
-        };
-        with_mux(m, |e| match e.write(data) {
-            Ok(n) => {
-                *accepted = n;
-                cmx_result::Ok
-            }
-            Err(_) => cmx_result::WouldBlock,
-        })
+        // contract; none is used by anyone else during the call: the
+        // contract of write_with().
+        unsafe { write_with(mux, data, len, accepted, Mux::write) }
     }
 }
 
@@ -79,20 +102,7 @@ pub unsafe extern "C" fn cmx_mux_write_at(
 ) -> cmx_result {
     ffi_panic_boundary! {
         // SAFETY: as for cmx_mux_write(), per this function's contract.
-        let (m, data, accepted) = unsafe {
-            (
-                try_mut_from_ptr!(mux),
-                try_slice!(data, len),
-                try_mut_from_ptr!(accepted),
-            )
-        };
-        with_mux(m, |e| match e.write_at(data, now) {
-            Ok(n) => {
-                *accepted = n;
-                cmx_result::Ok
-            }
-            Err(_) => cmx_result::WouldBlock,
-        })
+        unsafe { write_with(mux, data, len, accepted, |e, data| e.write_at(data, now)) }
     }
 }
 
@@ -127,20 +137,11 @@ pub unsafe extern "C" fn cmx_mux_write_at_wall(
 ) -> cmx_result {
     ffi_panic_boundary! {
         // SAFETY: as for cmx_mux_write(), per this function's contract.
-        let (m, data, accepted) = unsafe {
-            (
-                try_mut_from_ptr!(mux),
-                try_slice!(data, len),
-                try_mut_from_ptr!(accepted),
-            )
-        };
-        with_mux(m, |e| match e.write_at_wall(data, now, wall_ns) {
-            Ok(n) => {
-                *accepted = n;
-                cmx_result::Ok
-            }
-            Err(_) => cmx_result::WouldBlock,
-        })
+        unsafe {
+            write_with(mux, data, len, accepted, |e, data| {
+                e.write_at_wall(data, now, wall_ns)
+            })
+        }
     }
 }
 
