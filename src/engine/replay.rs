@@ -361,6 +361,22 @@ impl<'a> Reader<'a> {
             .filter(|&n| n <= max)
             .ok_or(ImportError::TooLarge)
     }
+
+    /// One part (head or tail), as [`ReplayStore::export`] writes it: its
+    /// length (at most `max_len`), its front time, its counts of unknown
+    /// and known times (at most `max_known`), the known times, its bytes.
+    fn part(&mut self, max_len: usize, max_known: usize) -> Result<Part<'a>, ImportError> {
+        let len = self.count(max_len)?;
+        let front = self.u64()?;
+        let unknown = self.count(usize::MAX)?;
+        let known = self.count(max_known)?;
+        Ok(Part {
+            front,
+            unknown,
+            times: self.bytes(8 * known as u64)?,
+            bytes: self.bytes(len as u64)?,
+        })
+    }
 }
 
 /// One part (head or tail) as the blob holds it.
@@ -486,26 +502,10 @@ impl ReplayStore {
         };
         let skipped = r.u64()?;
         let head_start = r.u64()?;
-        let head_len = r.count(self.head.capacity)?;
-        let head_front = r.u64()?;
-        let head_unknown = r.count(usize::MAX)?;
-        let head_known = r.count(self.head.times.slots())?;
-        let head = Part {
-            front: head_front,
-            unknown: head_unknown,
-            times: r.bytes(8 * head_known as u64)?,
-            bytes: r.bytes(head_len as u64)?,
-        };
-        let tail_len = r.count(self.history.bytes.capacity())?;
-        let tail_front = r.u64()?;
-        let tail_unknown = r.count(usize::MAX)?;
-        let tail_known = r.count(self.history.times.slots())?;
-        let tail = Part {
-            front: tail_front,
-            unknown: tail_unknown,
-            times: r.bytes(8 * tail_known as u64)?,
-            bytes: r.bytes(tail_len as u64)?,
-        };
+        let head = r.part(self.head.capacity, self.head.times.slots())?;
+        let tail = r.part(self.history.bytes.capacity(), self.history.times.slots())?;
+        let (head_len, head_front) = (head.bytes.len(), head.front);
+        let (tail_len, tail_front) = (tail.bytes.len(), tail.front);
         if !r.rest.is_empty() {
             return Err(ImportError::Malformed);
         }
