@@ -3,8 +3,11 @@
 # directory that holds them: linuxboot_dma.bin (without it SeaBIOS finds no
 # kernel to boot and the guest hangs silently) and kvmvapic.bin (without it
 # QEMU warns, unless -global apic-common.vapic=off). Debian's +ds QEMU source
-# has no firmware blobs, so they come from qemu-system-data at the exact QEMU
-# version (apt-get download, pinned sha256, dpkg-deb -x; no root needed).
+# has no firmware blobs, so they come from Debian's qemu-system-data package
+# (apt-get download, pinned sha256, dpkg-deb -x; no root needed). It is the
+# bookworm-backports build of 10.0.2, not 10.2.2: the option ROMs are loaded
+# by the 10.2.2 build all the same, and the Linux end-to-end tests (every
+# `-kernel` boot in tests/e2e/test_linux_*.py) are what shows that they work.
 # scripts/qemu/build.sh installs them into the build's qemu-bundle/usr/local/share/qemu,
 # where the built qemu-system-x86_64 looks for them after the -L directories.
 # The cache lives outside the clone: ${CMX_CACHE:-$HOME/.cache/chardev-multiplex}.
