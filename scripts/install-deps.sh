@@ -12,11 +12,13 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages: compilers and libraries for QEMU, bindgen and libclang for QEMU's Rust,
 # dtc (configure of the +ds tree wants it), valgrind and clang's sanitizer runtime for the C
-# tests, pytest and matplotlib for the end-to-end tests and the benchmark.
+# tests, pytest and matplotlib for the end-to-end tests and the benchmark, conserver for the
+# end-to-end tests that compare it (tests/e2e/test_conserver.py runs an instance of its own; on
+# a systemd machine the package also starts Debian's conserver service, on port 3109).
 pkgs=(build-essential pkg-config ninja-build libglib2.0-dev zlib1g-dev python3-venv
       python3-matplotlib python3-pytest binutils bzip2 xz-utils seabios valgrind perl git
       dpkg-dev clang llvm libclang-rt-14-dev libclang-dev bindgen device-tree-compiler curl
-      patch)
+      patch conserver-server conserver-client)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
