@@ -20,9 +20,6 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 
-/// Every test here should take well under this.
-const LIMIT: Duration = Duration::from_secs(10);
-
 // ---------------------------------------------------------------------------
 // The fault-injecting write function
 // ---------------------------------------------------------------------------
@@ -301,9 +298,11 @@ fn flapping_viewer(
         rig.pump_all(&data[pos..end]);
         pos = end;
         assert_all_balanced(&rig);
+        // A hang guard, not a speed target: the harness's deadline
+        // (CMX_TEST_DEADLINE_SECS under valgrind).
         assert!(
-            start.elapsed() < LIMIT,
-            "too slow: {:?} after {k} cycles",
+            start.elapsed() < deadline(),
+            "gave up: {:?} after {k} cycles",
             start.elapsed()
         );
     }
