@@ -91,14 +91,16 @@ class Log:
 
 
 def console_args(log_fd, port, viewer_opts="muxB-overflow=drop", telnet=True, extra=()):
-    """The console: muxA the log (fd set 2, input), muxB a TCP viewer;
-    `extra` chardevs (for muxC...) come before the multiplex."""
+    """The console: muxA the log (fd set 2, input; block, so that it is
+    lossless however late the test reads it), muxB a TCP viewer; `extra`
+    chardevs (for muxC...) come before the multiplex."""
     return ["-add-fd", "set=2,fd=%d" % log_fd,
             "-chardev", "pipe,id=log,path=/dev/fdset/2",
             "-chardev", "socket,id=tcp,host=127.0.0.1,port=%d,server=on,wait=off%s" % (
                 port, ",telnet=on" if telnet else ""),
             *extra,
-            "-chardev", "multiplex,id=serial0,muxA=log,muxB=tcp,input=muxA," + viewer_opts,
+            "-chardev", "multiplex,id=serial0,muxA=log,muxA-overflow=block,muxB=tcp,input=muxA,"
+            + viewer_opts,
             "-serial", "chardev:serial0"]
 
 
