@@ -32,9 +32,12 @@ say() { echo "series.sh: $*" >&2; }
 : "${version:?series.conf: version}" "${base:?series.conf: base}"
 ident_name="chardev-multiplex developers"
 ident_email="dev@chardev-multiplex.invalid"
+# core.abbrev is fixed: git otherwise sizes the abbreviated ids of a patch's `index` lines by
+# the repository's object count, and a new work repository would export other bytes.
 g() {
     git -C "$work" -c user.name="$ident_name" -c user.email="$ident_email" \
-        -c commit.gpgsign=false -c core.autocrlf=false -c am.threeWay=false "$@"
+        -c commit.gpgsign=false -c core.autocrlf=false -c am.threeWay=false \
+        -c core.abbrev=12 "$@"
 }
 
 # apply_series REF BASE_BRANCH PATCH...: a branch REF on BASE_BRANCH with each patch applied by
